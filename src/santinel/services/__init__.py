@@ -1,0 +1,1 @@
+"""Use cases: the only layer combining storage with (later) authorization and audit."""

@@ -1,0 +1,52 @@
+"""Everything built once from `Settings`: the repository and the services using it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from santinel.services.dispatch import FhirService
+from santinel.settings import Settings
+from santinel.storage.sql import migrations
+from santinel.storage.sql.repository import SqlRepository
+
+
+@dataclass
+class Container:
+    settings: Settings
+    repository: SqlRepository
+    service: FhirService
+
+    @classmethod
+    async def open(cls, settings: Settings, *, migrate: bool = True) -> Container:
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        repository = SqlRepository(settings.resolved_database_url())
+        try:
+            await prepare_schema(repository, migrate_empty=migrate)
+        except BaseException:
+            await repository.close()
+            raise
+        return cls(settings, repository, FhirService(repository, settings))
+
+    async def close(self) -> None:
+        await self.repository.close()
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database holds an older schema: an operator runs `santinel db upgrade` first."""
+
+
+async def prepare_schema(repository: SqlRepository, *, migrate_empty: bool) -> None:
+    """Migrate an empty database; refuse to serve one whose schema is behind (or unknown)."""
+    async with repository.writer.connect() as connection:
+        current = await connection.run_sync(migrations.current_revision)
+    head = migrations.head_revision()
+    if current == head:
+        return
+    if current is None and migrate_empty:
+        await migrations.upgrade(repository.writer)
+        return
+    raise SchemaNotCurrent(
+        f"The database schema is at {current or 'nothing'}, the server needs {head}: "
+        "run `santinel db upgrade`."
+    )

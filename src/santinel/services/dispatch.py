@@ -1,0 +1,114 @@
+"""`FhirService.handle`: the one entry point from a `FhirRequest` to a `FhirResponse`.
+
+The routing table below is also what the CapabilityStatement is generated from, so the statement
+can only claim what really has a handler.
+"""
+
+from __future__ import annotations
+
+from santinel import __version__
+from santinel.errors import MethodNotAllowed, NotFound, UnknownResourceType
+from santinel.fhir.resource_types import is_resource_type
+from santinel.services import capability, history, instance, type_level
+from santinel.services.request import FhirRequest, FhirResponse
+from santinel.settings import Settings
+from santinel.storage.base import FhirRepository
+from santinel.types import ResourceType
+
+# (path shape, method) → interaction code (R4 `valueset-type-restful-interaction`)
+ROUTES: dict[tuple[str, str], str] = {
+    ("metadata", "GET"): "capabilities",
+    ("_history", "GET"): "history-system",
+    ("type", "GET"): "search-type",
+    ("type", "POST"): "create",
+    ("type", "PUT"): "conditional-update",
+    ("type", "DELETE"): "conditional-delete",
+    ("type/_search", "POST"): "search-type",
+    ("type/_history", "GET"): "history-type",
+    ("type/id", "GET"): "read",
+    ("type/id", "HEAD"): "read",
+    ("type/id", "PUT"): "update",
+    ("type/id", "DELETE"): "delete",
+    ("type/id/_history", "GET"): "history-instance",
+    ("type/id/_history/vid", "GET"): "vread",
+    ("type/id/_history/vid", "HEAD"): "vread",
+}
+
+
+def path_shape(path: tuple[str, ...]) -> str:
+    """Classify the segments after the FHIR base (R4 `http.html#general`)."""
+    if not path:
+        return ""
+    if path[0] in ("metadata", "_history") and len(path) == 1:
+        return path[0]
+    shape = ["type"]
+    if len(path) >= 2:
+        shape.append(
+            "_search"
+            if path[1] == "_search" and len(path) == 2
+            else "_history"
+            if path[1] == "_history" and len(path) == 2
+            else "id"
+        )
+    if len(path) >= 3:
+        shape.append("_history" if path[2] == "_history" else "?")
+    if len(path) == 4:
+        shape.append("vid")
+    if len(path) > 4:
+        shape.append("?")
+    return "/".join(shape)
+
+
+class FhirService:
+    def __init__(self, repository: FhirRepository, settings: Settings) -> None:
+        self.repository = repository
+        self.settings = settings
+
+    async def handle(self, request: FhirRequest) -> FhirResponse:
+        shape = path_shape(request.path)
+        if shape.startswith("type") and not is_resource_type(request.path[0]):
+            raise UnknownResourceType(f"'{request.path[0][:64]}' is not a FHIR R4 resource type.")
+        interaction = ROUTES.get((shape, request.method))
+        if interaction is None:
+            if any(s == shape for s, _ in ROUTES):
+                allowed = sorted(m for s, m in ROUTES if s == shape)
+                raise MethodNotAllowed(
+                    f"{request.method} is not allowed here.", headers={"Allow": ", ".join(allowed)}
+                )
+            raise NotFound("No FHIR interaction is defined at this URL.")
+        return await self._run(interaction, request)
+
+    async def _run(self, interaction: str, request: FhirRequest) -> FhirResponse:
+        repo, settings, path = self.repository, self.settings, request.path
+        rtype = ResourceType(path[0]) if path else None
+        count = history.page_size(request, settings.default_page_size, settings.max_page_size)
+        match interaction:
+            case "capabilities":
+                return FhirResponse(
+                    200, capability.statement(request.base_url, __version__, ROUTES)
+                )
+            case "history-system":
+                return await history.history(repo, request, None, None, count)
+            case "history-type":
+                return await history.history(repo, request, rtype, None, count)
+            case "search-type" if rtype:
+                return await type_level.search(repo, request, rtype, count)
+            case "create" if rtype:
+                return await type_level.create(repo, request, rtype)
+            case "conditional-update" if rtype:
+                return await type_level.conditional_update(repo, request, rtype)
+            case "conditional-delete" if rtype:
+                return await type_level.conditional_delete(repo, request, rtype)
+        rid = instance.checked_id(path[1])
+        assert rtype is not None
+        match interaction:
+            case "read":
+                return await instance.read(repo, request, rtype, rid)
+            case "update":
+                return await instance.update(repo, request, rtype, rid)
+            case "delete":
+                return await instance.delete(repo, request, rtype, rid)
+            case "history-instance":
+                return await history.history(repo, request, rtype, rid, count)
+            case _:  # vread
+                return await instance.vread(repo, request, rtype, rid, path[3])

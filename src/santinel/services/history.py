@@ -1,0 +1,96 @@
+"""History interactions (R4 `http.html#history`): instance, type and system level."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from santinel.errors import BadRequest, InvalidSearch
+from santinel.fhir.bundle import Link, bundle
+from santinel.fhir.dates import parse_period
+from santinel.fhir.json import parse_object
+from santinel.fhir.resource import instant
+from santinel.services.request import FhirRequest, FhirResponse
+from santinel.storage.base import FhirRepository, HistoryQuery, StoredVersion
+from santinel.types import ResourceId, ResourceType
+
+
+def page_size(request: FhirRequest, default: int, maximum: int) -> int:
+    """`_count`, clamped to the configured maximum (never an error for large values)."""
+    value = request.param("_count")
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise InvalidSearch("_count must be a non-negative integer.", expression=("_count",))
+    return max(1, min(int(value), maximum))
+
+
+async def history(
+    repository: FhirRepository,
+    request: FhirRequest,
+    rtype: ResourceType | None,
+    rid: ResourceId | None,
+    count: int,
+) -> FhirResponse:
+    query = _query(request, rtype, rid, count)
+    page = await repository.history(query)
+    entries = [_entry(request, v) for v in page.versions]
+    scope = "/".join(p for p in (rtype, rid) if p)
+    path = f"{request.base_url}/{scope + '/' if scope else ''}_history"
+    links = [Link("self", _url(path, request, None))]
+    if page.has_older and page.versions:
+        links.append(Link("next", _url(path, request, f"b{page.versions[-1].sequence}")))
+    if page.has_newer and page.versions:
+        links.append(Link("previous", _url(path, request, f"a{page.versions[0].sequence}")))
+    return FhirResponse(200, bundle("history", entries, links, total=page.total))
+
+
+def _query(
+    request: FhirRequest, rtype: ResourceType | None, rid: ResourceId | None, count: int
+) -> HistoryQuery:
+    since = request.param("_since")
+    at = request.param("_at")
+    cursor = request.param("_page")
+    before = after = None
+    if cursor:
+        if cursor[:1] not in ("a", "b") or not cursor[1:].isdigit():
+            raise BadRequest("The _page cursor is not one this server issued.")
+        before, after = (int(cursor[1:]), None) if cursor[0] == "b" else (None, int(cursor[1:]))
+    at_period = parse_period(at) if at else None
+    return HistoryQuery(
+        resource_type=rtype,
+        resource_id=rid,
+        since=parse_period(since).start if since else None,
+        at_start=at_period.start if at_period else None,
+        at_end=at_period.end if at_period else None,
+        count=count,
+        before_sequence=before,
+        after_sequence=after,
+    )
+
+
+def _entry(request: FhirRequest, stored: StoredVersion) -> dict[str, Any]:
+    url = f"{request.base_url}/{stored.resource_type}/{stored.resource_id}"
+    entry: dict[str, Any] = {"fullUrl": url}
+    if stored.body is not None:
+        entry["resource"] = parse_object(stored.body, "stored resource")
+    method = "DELETE" if stored.deleted else ("POST" if stored.method == "POST" else "PUT")
+    target = (
+        f"{stored.resource_type}"
+        if method == "POST"
+        else f"{stored.resource_type}/{stored.resource_id}"
+    )
+    entry["request"] = {"method": method, "url": target}
+    entry["response"] = {
+        "status": "204" if stored.deleted else ("201" if stored.version == 1 else "200"),
+        "etag": f'W/"{stored.version}"',
+        "lastModified": instant(stored.last_updated),
+    }
+    return entry
+
+
+def _url(path: str, request: FhirRequest, cursor: str | None) -> str:
+    params = [(n, v) for n, v in request.params if n in ("_count", "_since", "_at")]
+    if cursor:
+        params.append(("_page", cursor))
+    return path + (f"?{urlencode(params)}" if params else "")

@@ -1,0 +1,1 @@
+"""Persistence. Knows SQL; knows nothing of principals or HTTP."""

@@ -1,0 +1,111 @@
+"""The repository protocol, grouped by FHIR level (instance, type, system, history, transaction).
+
+Writes happen inside `run_write(work)`: the backend opens one database transaction, calls `work`
+with a `WriteTransaction`, commits, and re-runs `work` from the start when the database reports a
+conflict between concurrent writers (so `work` must only touch the database through `tx`). Later
+layers add their rows (search indexes, audit records) to that same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
+
+from santinel.types import ResourceId, ResourceType, VersionId
+
+T = TypeVar("T")
+Method = Literal["POST", "PUT", "PATCH", "DELETE"]
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of a resource as stored. `body` is the exact JSON served (None when deleted)."""
+
+    resource_type: ResourceType
+    resource_id: ResourceId
+    version: VersionId
+    last_updated: int  # microseconds since the epoch, UTC
+    deleted: bool
+    body: bytes | None
+    method: Method = "PUT"
+    sequence: int = 0  # position in the system-wide history; stable paging cursor
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """R4 `http.html#history`: which versions, newest first, one page at a time."""
+
+    resource_type: ResourceType | None = None
+    resource_id: ResourceId | None = None
+    since: int | None = None  # versions updated at or after this instant
+    at_start: int | None = None  # versions current at some point in [at_start, at_end]
+    at_end: int | None = None
+    count: int = 20
+    before_sequence: int | None = None  # keyset cursor: page of versions older than this
+    after_sequence: int | None = None  # keyset cursor for the previous page
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    versions: Sequence[StoredVersion]
+    has_older: bool
+    has_newer: bool
+    total: int | None
+
+
+class WriteTransaction(Protocol):
+    async def current(
+        self, resource_type: ResourceType, resource_id: ResourceId
+    ) -> StoredVersion | None:
+        """The current version (deleted or not), locked against concurrent writers."""
+
+    async def write_version(
+        self,
+        resource_type: ResourceType,
+        resource_id: ResourceId,
+        resource: dict[str, Any] | None,
+        *,
+        previous: StoredVersion | None,
+        method: Method,
+    ) -> StoredVersion:
+        """Store the version after `previous` (None: first version). `resource=None` deletes."""
+
+    async def serialize_on(self, key: str) -> None:
+        """Serialize concurrent transactions that check-then-act on the same condition `key`."""
+
+    async def find_ids(
+        self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
+    ) -> list[ResourceId]:
+        """Ids of live resources matching search criteria, seen from inside this transaction."""
+
+
+class FhirRepository(Protocol):
+    # instance level
+    async def read(
+        self, resource_type: ResourceType, resource_id: ResourceId
+    ) -> StoredVersion | None: ...
+
+    async def vread(
+        self, resource_type: ResourceType, resource_id: ResourceId, version: VersionId
+    ) -> StoredVersion | None: ...
+
+    # writes (instance, type and, later, transaction bundles)
+    async def run_write(self, work: Callable[[WriteTransaction], Awaitable[T]]) -> T: ...
+
+    # type level
+    async def find_ids(
+        self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
+    ) -> list[ResourceId]: ...
+
+    async def read_many(
+        self, resource_type: ResourceType, resource_ids: Sequence[ResourceId]
+    ) -> list[StoredVersion]: ...
+
+    # history (instance, type, system)
+    async def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+    # operations
+    async def ready(self) -> tuple[bool, str]: ...
+
+    async def close(self) -> None: ...

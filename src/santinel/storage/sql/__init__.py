@@ -1,0 +1,1 @@
+"""SQL persistence on SQLite (embedded) and PostgreSQL (production) with SQLAlchemy Core."""

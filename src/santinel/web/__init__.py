@@ -1,0 +1,1 @@
+"""ASGI adapters: translate HTTP to `FhirRequest` and `FhirResponse` to HTTP; never decide."""

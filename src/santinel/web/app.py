@@ -1,0 +1,160 @@
+"""The Starlette application: FHIR routes under `/fhir`, health probes, and the request pipeline."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl, unquote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from santinel.errors import FhirError, PayloadTooLarge
+from santinel.logging import get_logger
+from santinel.services.container import Container
+from santinel.services.request import FhirRequest
+from santinel.settings import Settings
+from santinel.web import negotiation
+from santinel.web.headers import SecurityHeadersMiddleware
+from santinel.web.responses import error_response, fhir_response, internal_error_response
+
+log = get_logger("santinel.http")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+FORM = "application/x-www-form-urlencoded"
+
+
+def create_app(settings: Settings, container: Container | None = None) -> Starlette:
+    """Build the app. The container (database, services) opens at startup and closes at shutdown."""
+    state = {"container": container}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        owned = state["container"] is None
+        if owned:
+            state["container"] = await Container.open(settings)
+        try:
+            yield
+        finally:
+            if owned and state["container"] is not None:
+                await state["container"].close()
+
+    def current() -> Container:
+        c = state["container"]
+        if c is None:
+            raise RuntimeError("the application has not started")
+        return c
+
+    async def fhir_endpoint(request: Request) -> Response:
+        return await handle_fhir(request, current(), settings)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+    async def readyz(_request: Request) -> Response:
+        ok, reason = await current().repository.ready()
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "reason": reason},
+            status_code=200 if ok else 503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    routes = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/fhir", fhir_endpoint, methods=methods),
+        Route("/fhir/{path:path}", fhir_endpoint, methods=methods),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app
+
+
+async def handle_fhir(request: Request, container: Container, settings: Settings) -> Response:
+    request_id = _request_id(request)
+    started = time.perf_counter()
+    status = 500
+    media = "application/fhir+json"
+    try:
+        media = negotiation.response_type(
+            request.headers.get("accept"), request.query_params.get("_format")
+        )
+        fhir_request = await to_fhir_request(request, settings)
+        result = await container.service.handle(fhir_request)
+        status = result.status
+        response = fhir_response(
+            result,
+            media,
+            pretty=request.query_params.get("_pretty") == "true",
+            head=request.method == "HEAD",
+        )
+    except FhirError as error:
+        status = error.status
+        response = error_response(error, media)
+    except Exception:
+        log.exception("unhandled error", request_id=request_id)
+        response = internal_error_response(request_id)
+    response.headers["X-Request-Id"] = request_id
+    log.info(
+        "request",
+        request_id=request_id,
+        method=request.method,
+        path=request.url.path,  # never the query string: it can carry names and identifiers
+        status=status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
+
+
+async def to_fhir_request(request: Request, settings: Settings) -> FhirRequest:
+    body = await read_body(request, settings.max_body_bytes)
+    content_type = request.headers.get("content-type")
+    raw_path = request.path_params.get("path", "")
+    path = tuple(unquote(p) for p in raw_path.split("/") if p)
+    params = parse_qsl(request.url.query, keep_blank_values=True)
+    if request.method == "POST" and path[-1:] == ("_search",):
+        if content_type and content_type.split(";")[0].strip().lower() != FORM:
+            negotiation.check_request_type("POST", content_type, bool(body))
+        params += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        body = b""
+    else:
+        negotiation.check_request_type(request.method, content_type, bool(body))
+    return FhirRequest(
+        method=request.method,
+        path=path,
+        params=tuple(params),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        base_url=base_url(request, settings),
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}/fhir"
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
