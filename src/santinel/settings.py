@@ -37,6 +37,23 @@ class Settings(BaseSettings):
     max_page_size: int = Field(
         1000, gt=0, description="Largest `_count` served; larger values are clamped."
     )
+    max_search_results: int = Field(
+        10_000,
+        gt=0,
+        description="Matches kept per search for paging; beyond, totals are estimates.",
+    )
+    max_included: int = Field(
+        1000, gt=0, description="Resources added by `_include`/`_revinclude` to one page at most."
+    )
+    max_include_depth: int = Field(
+        3, ge=1, description="Rounds of `_include:iterate` / `_revinclude:iterate` followed."
+    )
+    max_chain_depth: int = Field(
+        3, ge=1, description="Links allowed in a chained or `_has` search parameter."
+    )
+    search_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time budget of one search query; beyond it → 422 `too-costly`."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
     demo_patients: int = Field(
         25, ge=0, description="Synthetic patients loaded by `--demo-on-first-start`."

@@ -6,6 +6,8 @@ from typing import Any
 
 from santinel.fhir.resource import instant, now_micros
 from santinel.fhir.resource_types import RESOURCE_TYPES
+from santinel.fhir.search import registry
+from santinel.fhir.search.registry import SearchParam
 
 TYPE_INTERACTIONS = (
     "read",
@@ -17,18 +19,8 @@ TYPE_INTERACTIONS = (
     "create",
     "search-type",
 )
-SEARCH_PARAMETERS = (
-    {
-        "name": "_id",
-        "type": "token",
-        "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
-    },
-    {
-        "name": "_lastUpdated",
-        "type": "date",
-        "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
-    },
-)
+# Common parameters (R4 `search.html#all`) this server does not answer; they are not listed.
+NOT_SUPPORTED_COMMON = frozenset({"_text", "_content", "_list", "_query", "_filter", "_type"})
 
 
 def statement(
@@ -53,7 +45,14 @@ def statement(
                 "resource": [
                     _resource(t, type_interactions, implemented) for t in sorted(RESOURCE_TYPES)
                 ],
-                "interaction": [{"code": c} for c in ("history-system",) if c in implemented],
+                "interaction": [
+                    {"code": c} for c in ("history-system", "search-system") if c in implemented
+                ],
+                "searchParam": [
+                    _search_param(p)
+                    for p in registry.params_for("Resource").values()
+                    if p.code not in NOT_SUPPORTED_COMMON and p.type != "special"
+                ],
             }
         ],
     }
@@ -62,6 +61,11 @@ def statement(
 def _resource(
     rtype: str, interactions: list[dict[str, str]], implemented: set[str]
 ) -> dict[str, Any]:
+    params = [
+        p
+        for p in registry.params_for(rtype).values()
+        if p.type != "special" and p.code not in NOT_SUPPORTED_COMMON
+    ]
     return {
         "type": rtype,
         "interaction": interactions,
@@ -72,5 +76,14 @@ def _resource(
         "conditionalRead": "modified-since" if "read" in implemented else "not-supported",
         "conditionalUpdate": "conditional-update" in implemented,
         "conditionalDelete": "single" if "conditional-delete" in implemented else "not-supported",
-        "searchParam": list(SEARCH_PARAMETERS),
+        "searchInclude": sorted(f"{rtype}:{p.code}" for p in params if p.type == "reference"),
+        "searchRevInclude": ["*"],
+        "searchParam": [_search_param(p) for p in params],
     }
+
+
+def _search_param(param: SearchParam) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": param.code, "type": param.type}
+    if param.url:
+        entry["definition"] = param.url
+    return entry

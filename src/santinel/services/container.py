@@ -20,7 +20,9 @@ class Container:
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Container:
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        repository = SqlRepository(settings.resolved_database_url())
+        repository = SqlRepository(
+            settings.resolved_database_url(), query_timeout_seconds=settings.search_timeout_seconds
+        )
         try:
             await prepare_schema(repository, migrate_empty=migrate)
         except BaseException:

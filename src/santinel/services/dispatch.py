@@ -9,14 +9,16 @@ from __future__ import annotations
 from santinel import __version__
 from santinel.errors import MethodNotAllowed, NotFound, UnknownResourceType
 from santinel.fhir.resource_types import is_resource_type
-from santinel.services import capability, history, instance, type_level
+from santinel.services import capability, history, instance, search, type_level
 from santinel.services.request import FhirRequest, FhirResponse
+from santinel.services.search import SearchLimits
 from santinel.settings import Settings
 from santinel.storage.base import FhirRepository
 from santinel.types import ResourceType
 
 # (path shape, method) → interaction code (R4 `valueset-type-restful-interaction`)
 ROUTES: dict[tuple[str, str], str] = {
+    ("", "GET"): "search-system",
     ("metadata", "GET"): "capabilities",
     ("_history", "GET"): "history-system",
     ("type", "GET"): "search-type",
@@ -32,6 +34,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("type/id/_history", "GET"): "history-instance",
     ("type/id/_history/vid", "GET"): "vread",
     ("type/id/_history/vid", "HEAD"): "vread",
+    ("type/id/type", "GET"): "search-compartment",
 }
 
 
@@ -51,7 +54,9 @@ def path_shape(path: tuple[str, ...]) -> str:
             else "id"
         )
     if len(path) >= 3:
-        shape.append("_history" if path[2] == "_history" else "?")
+        shape.append(
+            "_history" if path[2] == "_history" else "type" if is_resource_type(path[2]) else "?"
+        )
     if len(path) == 4:
         shape.append("vid")
     if len(path) > 4:
@@ -82,7 +87,18 @@ class FhirService:
         repo, settings, path = self.repository, self.settings, request.path
         rtype = ResourceType(path[0]) if path else None
         count = history.page_size(request, settings.default_page_size, settings.max_page_size)
+        limits = SearchLimits(
+            count,
+            settings.max_search_results,
+            settings.max_included,
+            settings.max_include_depth,
+            settings.max_chain_depth,
+        )
         match interaction:
+            case "search-system" if request.param("_getpages") is not None:
+                return await search.next_page(repo, request, limits)
+            case "search-system":
+                return await search.search_system(repo, request, limits)
             case "capabilities":
                 return FhirResponse(
                     200, capability.statement(request.base_url, __version__, ROUTES)
@@ -92,7 +108,7 @@ class FhirService:
             case "history-type":
                 return await history.history(repo, request, rtype, None, count)
             case "search-type" if rtype:
-                return await type_level.search(repo, request, rtype, count)
+                return await search.search_type(repo, request, rtype, limits)
             case "create" if rtype:
                 return await type_level.create(repo, request, rtype)
             case "conditional-update" if rtype:
@@ -108,6 +124,8 @@ class FhirService:
                 return await instance.update(repo, request, rtype, rid)
             case "delete":
                 return await instance.delete(repo, request, rtype, rid)
+            case "search-compartment":
+                return await search.search_type(repo, request, path[2], limits, (rtype, rid))
             case "history-instance":
                 return await history.history(repo, request, rtype, rid, count)
             case _:  # vread

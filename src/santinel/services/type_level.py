@@ -1,40 +1,18 @@
-"""Type-level interactions (R4 `http.html`): create, conditional create/update/delete, search."""
+"""Type-level writes (R4 `http.html`): create, conditional create, update and delete."""
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
-from santinel.errors import BadRequest, InvalidSearch, Issue, PreconditionFailed
+from santinel.errors import BadRequest, PreconditionFailed
 from santinel.fhir import validation
-from santinel.fhir.bundle import Link, bundle
-from santinel.fhir.json import parse_object
-from santinel.fhir.outcome import information, operation_outcome
+from santinel.fhir.outcome import information
 from santinel.fhir.resource import new_id
-from santinel.fhir.subsetting import select_elements, summarize
+from santinel.fhir.search.query import RESULT_PARAMETERS
 from santinel.services.instance import checked_id, write_delete, write_response, write_update
 from santinel.services.request import FhirRequest, FhirResponse, version_headers
 from santinel.storage.base import FhirRepository, StoredVersion, WriteTransaction
 from santinel.types import ResourceId, ResourceType
-
-# Parameters that shape results rather than select resources (R4 `search.html#return`).
-RESULT_PARAMETERS = frozenset(
-    {
-        "_count",
-        "_sort",
-        "_summary",
-        "_elements",
-        "_format",
-        "_pretty",
-        "_total",
-        "_page",
-        "_include",
-        "_revinclude",
-        "_contained",
-        "_containedType",
-    }
-)
-SUPPORTED_CRITERIA = frozenset({"_id", "_lastUpdated"})
 
 
 def criteria_from(
@@ -133,67 +111,3 @@ async def conditional_delete(
         information(f"{rtype}/{stored.resource_id} deleted."),
         headers=version_headers(stored),
     )
-
-
-async def search(
-    repository: FhirRepository,
-    request: FhirRequest,
-    rtype: ResourceType,
-    page_size: int,
-) -> FhirResponse:
-    """Type search. The core knows `_id` and `_lastUpdated`; paging is keyset on the id."""
-    criteria = criteria_from(request.params)
-    unknown = [name for name, _ in criteria if name.split(":", 1)[0] not in SUPPORTED_CRITERIA]
-    if unknown and request.prefer("handling") == "strict":
-        raise InvalidSearch(f"Unknown or unsupported search parameter(s): {', '.join(unknown)}.")
-    used = [(n, v) for n, v in criteria if n in SUPPORTED_CRITERIA]
-    after = request.param("_page")
-    if after is not None:
-        used.append(("_id:after", after))
-    ids = await repository.find_ids(rtype, used, page_size + 1)
-    more = len(ids) > page_size
-    versions = await repository.read_many(rtype, ids[:page_size])
-    entries = [_search_entry(request, v) for v in versions]
-    if unknown:
-        ignored = f"Ignored unknown or unsupported search parameter(s): {', '.join(unknown)}."
-        entries.append(
-            {
-                "resource": operation_outcome([Issue("not-supported", ignored, "warning")]),
-                "search": {"mode": "outcome"},
-            }
-        )
-    links = [Link("self", _page_url(request, rtype, used_criteria=criteria, page=after))]
-    if more:
-        links.append(Link("next", _page_url(request, rtype, criteria, versions[-1].resource_id)))
-    return FhirResponse(200, bundle("searchset", entries, links))
-
-
-def _search_entry(request: FhirRequest, stored: StoredVersion) -> dict[str, Any]:
-    resource = parse_object(stored.body or b"", "stored resource")
-    summary = request.param("_summary")
-    if summary not in (None, "false"):
-        resource = summarize(resource, summary)
-    elements = request.param("_elements")
-    if elements:
-        resource = select_elements(resource, elements)
-    return {
-        "fullUrl": f"{request.base_url}/{stored.resource_type}/{stored.resource_id}",
-        "resource": resource,
-        "search": {"mode": "match"},
-    }
-
-
-def _page_url(
-    request: FhirRequest,
-    rtype: ResourceType,
-    used_criteria: list[tuple[str, str]],
-    page: str | None,
-) -> str:
-    params = [*used_criteria]
-    for name in ("_count", "_summary", "_elements"):
-        value = request.param(name)
-        if value is not None:
-            params.append((name, value))
-    if page is not None:
-        params.append(("_page", page))
-    return f"{request.base_url}/{rtype}" + (f"?{urlencode(params)}" if params else "")

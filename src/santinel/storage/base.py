@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from santinel.fhir.search.query import Include, SearchQuery
 from santinel.types import ResourceId, ResourceType, VersionId
 
 T = TypeVar("T")
@@ -52,6 +53,18 @@ class HistoryPage:
     has_older: bool
     has_newer: bool
     total: int | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stored search result: the ordered `Type/id` references of every match."""
+
+    id: str
+    resource_type: str | None
+    query: str  # the search's self URL
+    total: int
+    complete: bool  # False when the result was cut at the configured maximum
+    ids: list[str]
 
 
 class WriteTransaction(Protocol):
@@ -102,10 +115,30 @@ class FhirRepository(Protocol):
         self, resource_type: ResourceType, resource_ids: Sequence[ResourceId]
     ) -> list[StoredVersion]: ...
 
+    # search (the SearchQuery comes from santinel.fhir.search.query)
+    async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]: ...
+
+    async def count(self, query: SearchQuery) -> int: ...
+
+    async def read_refs(self, refs: Sequence[tuple[str, str]]) -> list[StoredVersion]: ...
+
+    async def include_refs(
+        self, page: Sequence[tuple[str, str]], include: Include, reverse: bool, limit: int
+    ) -> list[tuple[str, str]]: ...
+
+    async def save_snapshot(
+        self, resource_type: str | None, query: str, ids: list[str], complete: bool
+    ) -> str: ...
+
+    async def load_snapshot(self, snapshot_id: str) -> Snapshot | None: ...
+
     # history (instance, type, system)
     async def history(self, query: HistoryQuery) -> HistoryPage: ...
 
     # operations
+    async def is_empty(self) -> bool:
+        """True when no resource was ever stored (a deleted resource still counts as stored)."""
+
     async def ready(self) -> tuple[bool, str]: ...
 
     async def close(self) -> None: ...

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from santinel.errors import TooCostly
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -31,9 +36,10 @@ def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
 
 def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let us issue BEGIN ourselves (pysqlite's implicit transactions are not what we want).
         dbapi_connection.isolation_level = None
+        _install_deadline(dbapi_connection, record)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: an acknowledged write survives power loss and kill -9, not only a crash.
@@ -45,6 +51,57 @@ def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
+
+
+def _install_deadline(dbapi_connection: Any, record: Any) -> None:
+    """A progress handler that aborts the running statement once the connection's deadline has
+    passed: SQLite's way to cancel a query (the handler runs in the driver's own thread)."""
+    budget: dict[str, float | None] = {"deadline": None}
+    record.info["budget"] = budget
+
+    def over_budget() -> int:
+        deadline = budget["deadline"]
+        return 1 if deadline is not None and time.monotonic() > deadline else 0
+
+    # aiosqlite keeps the sqlite3 connection it drives in `_conn`.
+    dbapi_connection.driver_connection._conn.set_progress_handler(over_budget, 20_000)
+
+
+@contextlib.asynccontextmanager
+async def time_budget(connection: AsyncConnection, seconds: float) -> AsyncIterator[None]:
+    """Cancel statements of `connection` that run longer than `seconds` (→ `TooCostly`)."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
+        try:
+            yield
+        except DBAPIError as exc:
+            if _sqlstate(exc) == "57014":  # query_canceled
+                raise _too_costly(seconds) from None
+            raise
+        return
+    raw = await connection.get_raw_connection()
+    budget = raw.info.get("budget", {})
+    budget["deadline"] = time.monotonic() + seconds
+    try:
+        yield
+    except DBAPIError as exc:
+        if "interrupted" in str(exc.orig):
+            raise _too_costly(seconds) from None
+        raise
+    finally:
+        budget["deadline"] = None
+
+
+def _too_costly(seconds: float) -> TooCostly:
+    return TooCostly(
+        f"The search took longer than the {seconds:g} s this server allows; narrow it down."
+    )
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return str(code) if code else None
 
 
 async def serialize_on(connection: AsyncConnection, key: str) -> None:
@@ -63,10 +120,7 @@ def is_write_conflict(exc: DBAPIError) -> bool:
     """Errors after which re-running the whole transaction is the right answer."""
     if isinstance(exc, IntegrityError):
         return True
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
-        getattr(exc, "orig", None), "pgcode", None
-    )
-    if code in ("40001", "40P01"):  # serialization failure, deadlock
+    if _sqlstate(exc) in ("40001", "40P01"):  # serialization failure, deadlock
         return True
     return "database is locked" in str(exc.orig)
 

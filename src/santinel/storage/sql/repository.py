@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, exists, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from santinel.errors import Conflict
+from santinel.errors import Conflict, InvalidSearch
 from santinel.fhir.json import dumps
 from santinel.fhir.resource import now_micros, stamp
+from santinel.fhir.search.query import Include, SearchQuery, parse_query
 from santinel.storage.base import (
     HistoryPage,
     HistoryQuery,
     Method,
+    Snapshot,
     StoredVersion,
 )
 from santinel.storage.sql import dialects, migrations
-from santinel.storage.sql.search import compile_criteria
+from santinel.storage.sql.search import executor
+from santinel.storage.sql.search.indexing import replace_index
+from santinel.storage.sql.sqlite_reads import SqlitePointReader, Unavailable
 from santinel.storage.sql.tables import resource, resource_history
 from santinel.types import ResourceId, ResourceType, VersionId
 
@@ -58,9 +63,10 @@ class SqlWriteTransaction:
     ) -> StoredVersion:
         version = VersionId(previous.version + 1 if previous else 1)
         last_updated = self._next_timestamp()
-        body = None
+        stamped = None
         if resource_json is not None:
-            body = dumps(stamp(resource_json, resource_id, version, last_updated))
+            stamped = stamp(resource_json, resource_id, version, last_updated)
+        body = dumps(stamped) if stamped is not None else None
         row = {
             "version": version,
             "last_updated": last_updated,
@@ -83,6 +89,13 @@ class SqlWriteTransaction:
             )
             if result.rowcount != 1:
                 raise _RetryWrite
+        await replace_index(
+            self.connection,
+            resource_type,
+            resource_id,
+            stamped,
+            had_rows=previous is not None and not previous.deleted,
+        )
         inserted = await self.connection.execute(
             insert(resource_history)
             .values(res_type=resource_type, res_id=resource_id, method=method, **row)
@@ -118,32 +131,51 @@ class _RetryWrite(Exception):
 
 
 class SqlRepository:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, query_timeout_seconds: float = 10.0) -> None:
         self.url = url
+        self.query_timeout = query_timeout_seconds
         self.reader, self.writer = dialects.create_engines(url)
+        self._point_reads = SqlitePointReader.for_url(url)
+        # One-statement reads need no transaction: on PostgreSQL, autocommit saves the BEGIN and
+        # ROLLBACK round trips (two of the three a read by id otherwise costs).
+        self._autocommit_reads = not dialects.is_sqlite(url)
 
     # -- instance level -------------------------------------------------------------------
     async def read(
         self, resource_type: ResourceType, resource_id: ResourceId
     ) -> StoredVersion | None:
+        if self._point_reads is not None:
+            with contextlib.suppress(Unavailable):
+                return self._point_reads.current(resource_type, resource_id)
         query = _select_current().where(
             resource.c.res_type == resource_type, resource.c.res_id == resource_id
         )
-        async with self.reader.connect() as connection:
+        async with self._one_statement() as connection:
             row = (await connection.execute(query)).first()
         return _current_version(row) if row else None
 
     async def vread(
         self, resource_type: ResourceType, resource_id: ResourceId, version: VersionId
     ) -> StoredVersion | None:
+        if self._point_reads is not None:
+            with contextlib.suppress(Unavailable):
+                return self._point_reads.version(resource_type, resource_id, version)
         query = _select_history().where(
             resource_history.c.res_type == resource_type,
             resource_history.c.res_id == resource_id,
             resource_history.c.version == version,
         )
-        async with self.reader.connect() as connection:
+        async with self._one_statement() as connection:
             row = (await connection.execute(query)).first()
         return _history_version(row) if row else None
+
+    @contextlib.asynccontextmanager
+    async def _one_statement(self) -> AsyncIterator[AsyncConnection]:
+        """A reader connection for a single SELECT (autocommit where it saves round trips)."""
+        async with self.reader.connect() as connection:
+            if self._autocommit_reads:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
     async def read_many(
         self, resource_type: ResourceType, resource_ids: Sequence[ResourceId]
@@ -179,6 +211,43 @@ class SqlRepository:
         async with self.reader.connect() as connection:
             return await _find_ids(connection, resource_type, criteria, limit)
 
+    async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
+        async with (
+            self.reader.connect() as connection,
+            dialects.time_budget(connection, self.query_timeout),
+        ):
+            ids = await executor.matching_ids(connection, query, limit)
+        return [ResourceId(i) for i in ids]
+
+    async def count(self, query: SearchQuery) -> int:
+        async with (
+            self.reader.connect() as connection,
+            dialects.time_budget(connection, self.query_timeout),
+        ):
+            return await executor.count_matches(connection, query)
+
+    async def read_refs(self, refs: Sequence[tuple[str, str]]) -> list[StoredVersion]:
+        async with self.reader.connect() as connection:
+            rows = await executor.read_refs(connection, refs)
+        return [_current_version(row) for row in rows]
+
+    async def include_refs(
+        self, page: Sequence[tuple[str, str]], include: Include, reverse: bool, limit: int
+    ) -> list[tuple[str, str]]:
+        run = executor.rev_included if reverse else executor.included
+        async with self.reader.connect() as connection:
+            return await run(connection, page, include, limit)
+
+    async def save_snapshot(
+        self, resource_type: str | None, query: str, ids: list[str], complete: bool
+    ) -> str:
+        async with self.writer.begin() as connection:
+            return await executor.save_snapshot(connection, resource_type, query, ids, complete)
+
+    async def load_snapshot(self, snapshot_id: str) -> Snapshot | None:
+        async with self.reader.connect() as connection:
+            return await executor.load_snapshot(connection, snapshot_id)
+
     # -- history --------------------------------------------------------------------------
     async def history(self, query: HistoryQuery) -> HistoryPage:
         h = resource_history.c
@@ -208,6 +277,11 @@ class SqlRepository:
         return HistoryPage(versions, has_older, has_newer, total)
 
     # -- operations -----------------------------------------------------------------------
+    async def is_empty(self) -> bool:
+        query = select(resource.c.res_id).limit(1)
+        async with self.reader.connect() as connection:
+            return (await connection.execute(query)).first() is None
+
     async def ready(self) -> tuple[bool, str]:
         try:
             async with self.reader.connect() as connection:
@@ -219,6 +293,8 @@ class SqlRepository:
         return True, "ok"
 
     async def close(self) -> None:
+        if self._point_reads is not None:
+            self._point_reads.close()
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()
@@ -257,14 +333,14 @@ async def _find_ids(
     criteria: Sequence[tuple[str, str]],
     limit: int,
 ) -> list[ResourceId]:
-    query = (
-        select(resource.c.res_id)
-        .where(resource.c.res_type == resource_type, resource.c.deleted.is_(False))
-        .where(*compile_criteria(resource_type, criteria))
-        .order_by(resource.c.res_id)
-        .limit(limit)
-    )
-    return [ResourceId(row.res_id) for row in await connection.execute(query)]
+    """Matches of conditional-operation criteria: every parameter must be understood."""
+    query = parse_query(resource_type, list(criteria))
+    if query.ignored:
+        raise InvalidSearch(
+            f"Unsupported search parameter(s) in the condition: {', '.join(query.ignored)}.",
+            issue_code="not-supported",
+        )
+    return [ResourceId(i) for i in await executor.matching_ids(connection, query, limit)]
 
 
 def _select_current() -> Select[Any]:

@@ -6,12 +6,14 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -46,4 +48,133 @@ resource_history = Table(
     UniqueConstraint("res_type", "res_id", "version", name="uq_history_version"),
     Index("ix_history_type_seq", "res_type", "seq"),
     Index("ix_history_updated", "last_updated"),
+)
+
+
+# --- search indexes (R4 `search.html`): one typed table per parameter type --------------------
+# Rows describe the CURRENT version of live resources only; they are replaced in the same
+# transaction as every write. `normalized`/prefix columns use binary collation so a prefix
+# search is an index range scan on both SQLite and PostgreSQL.
+BinaryText = String(255).with_variant(String(255, collation="C"), "postgresql")
+
+
+def _index_table(name: str, *columns: Column[object], indexes: tuple[Index, ...] = ()) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("res_type", String(64), nullable=False),
+        Column("res_id", String(64), nullable=False),
+        Column("param", String(100), nullable=False),
+        *columns,
+        Index(f"ix_{name}_resource", "res_type", "res_id"),
+        *indexes,
+    )
+
+
+search_string = _index_table(
+    "search_string",
+    Column("normalized", BinaryText, nullable=False),
+    Column("exact", Text, nullable=False),
+    indexes=(Index("ix_search_string_value", "res_type", "param", "normalized"),),
+)
+search_token = _index_table(
+    "search_token",
+    Column("system", Text, nullable=True),
+    Column("code", BinaryText, nullable=True),
+    Column("text", BinaryText, nullable=True),
+    indexes=(
+        Index("ix_search_token_code", "res_type", "param", "code"),
+        Index("ix_search_token_text", "res_type", "param", "text"),
+    ),
+)
+search_date = _index_table(
+    "search_date",
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    indexes=(
+        Index("ix_search_date_start", "res_type", "param", "start_us"),
+        Index("ix_search_date_end", "res_type", "param", "end_us"),
+    ),
+)
+search_number = _index_table(
+    "search_number",
+    Column("value", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    indexes=(Index("ix_search_number_value", "res_type", "param", "value"),),
+)
+search_quantity = _index_table(
+    "search_quantity",
+    Column("value", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("system", Text, nullable=True),
+    Column("code", BinaryText, nullable=True),
+    Column("unit", Text, nullable=True),
+    indexes=(Index("ix_search_quantity_value", "res_type", "param", "value"),),
+)
+search_reference = _index_table(
+    "search_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("url", Text, nullable=False),
+    indexes=(
+        Index("ix_search_reference_target", "res_type", "param", "target_id", "target_type"),
+        Index("ix_search_reference_reverse", "target_type", "target_id", "res_type", "param"),
+    ),
+)
+search_uri = _index_table(
+    "search_uri",
+    Column("value", BinaryText, nullable=False),
+    indexes=(Index("ix_search_uri_value", "res_type", "param", "value"),),
+)
+
+
+def _component_columns(n: int) -> list[Column[object]]:
+    """One component of a composite value: the columns of whichever type it has."""
+    return [
+        Column(f"c{n}_system", Text, nullable=True),
+        Column(f"c{n}_code", BinaryText, nullable=True),
+        Column(f"c{n}_value", Float, nullable=True),
+        Column(f"c{n}_low", Float, nullable=True),
+        Column(f"c{n}_high", Float, nullable=True),
+        Column(f"c{n}_start", BigInteger, nullable=True),
+        Column(f"c{n}_end", BigInteger, nullable=True),
+        Column(f"c{n}_text", BinaryText, nullable=True),
+    ]
+
+
+# Composite parameters (R4 `search.html#composite`): one row per combination of component values
+# taken from the same element, so `code-value-quantity=8480-6$gt100` matches one component.
+MAX_COMPONENTS = 3
+search_composite = _index_table(
+    "search_composite",
+    *(c for n in range(1, MAX_COMPONENTS + 1) for c in _component_columns(n)),
+    indexes=(Index("ix_search_composite_first", "res_type", "param", "c1_code"),),
+)
+
+# Result snapshots give stable paging under concurrent writes (R4 `search.html#stateful`):
+# the first page stores the ordered ids of the whole result, later pages read slices of it.
+search_snapshot = Table(
+    "search_snapshot",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("res_type", String(64), nullable=True),
+    Column("query", Text, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("complete", Boolean, nullable=False),
+    Column("ids", LargeBinary, nullable=False),
+    Index("ix_search_snapshot_created", "created_us"),
+)
+
+INDEX_TABLES = (
+    search_string,
+    search_token,
+    search_date,
+    search_number,
+    search_quantity,
+    search_reference,
+    search_uri,
+    search_composite,
 )

@@ -1,0 +1,14 @@
+"""String normalisation for search (R4 `search.html#string`): case- and accent-insensitive."""
+
+from __future__ import annotations
+
+import unicodedata
+
+MAX_INDEXED = 255
+
+
+def normalize(text: str) -> str:
+    """Lower case, accents removed, whitespace collapsed; what `name=` compares against."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.casefold().split())[:MAX_INDEXED]

@@ -1,0 +1,241 @@
+"""Search interactions (R4 `search.html`): type, system (`_type`) and compartment search, with
+stable paging through result snapshots, `_include`/`_revinclude`, `_total`, `_summary`, `_elements`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from santinel.errors import InvalidSearch, Issue, NotFound
+from santinel.fhir.bundle import Link, bundle
+from santinel.fhir.json import parse_object
+from santinel.fhir.outcome import operation_outcome
+from santinel.fhir.search import registry
+from santinel.fhir.search.query import AnyOf, Criterion, Limits, SearchQuery, parse_query
+from santinel.fhir.subsetting import select_elements, summarize
+from santinel.services.request import FhirRequest, FhirResponse
+from santinel.storage.base import FhirRepository, StoredVersion
+
+NOT_FORWARDED = frozenset({"_format", "_pretty", "_getpages", "_offset"})
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    page_size: int  # this request's _count, already clamped
+    max_results: int  # ids kept per result snapshot
+    max_included: int  # resources added by _include/_revinclude per page
+    max_include_depth: int  # rounds of :iterate
+    max_chain_depth: int
+
+
+async def search_type(
+    repo: FhirRepository,
+    request: FhirRequest,
+    rtype: str,
+    limits: SearchLimits,
+    compartment: tuple[str, str] | None = None,
+) -> FhirResponse:
+    params = [(n, v) for n, v in request.params if n not in NOT_FORWARDED]
+    query = parse_query(rtype, params, Limits(limits.max_chain_depth))
+    if compartment is not None:
+        query.conditions.append(_compartment_condition(compartment, rtype))
+    _refuse_ignored_if_strict(request, query)
+    ids = await repo.search_ids(query, limits.max_results + 1)
+    complete = len(ids) <= limits.max_results
+    refs = [f"{rtype}/{i}" for i in ids[: limits.max_results]]
+    total = await _total(repo, query, len(refs), complete)
+    self_url = _url(request, _scope_path(rtype, compartment), params)
+    snapshot = None
+    if len(refs) > limits.page_size:
+        snapshot = await repo.save_snapshot(rtype, self_url, refs, complete)
+    return await _page(repo, request, query, refs, 0, limits, total, self_url, snapshot)
+
+
+async def search_system(
+    repo: FhirRepository, request: FhirRequest, limits: SearchLimits
+) -> FhirResponse:
+    """`GET [base]?_type=A,B&…`: only parameters common to all resources apply."""
+    types_param = request.param("_type")
+    types = sorted({t for t in (types_param or "").split(",") if t})
+    if not types:
+        raise InvalidSearch("A system-level search needs _type (e.g. _type=Patient,Practitioner).")
+    params = [(n, v) for n, v in request.params if n not in NOT_FORWARDED and n != "_type"]
+    refs: list[str] = []
+    query = SearchQuery(types[0])
+    for rtype in types:
+        if registry.param(rtype, "_id") is None:
+            raise InvalidSearch(f"_type: '{rtype[:64]}' is not a resource type.")
+        query = parse_query(rtype, params, Limits(limits.max_chain_depth))
+        _refuse_ignored_if_strict(request, query)
+        ids = await repo.search_ids(query, limits.max_results + 1 - len(refs))
+        refs += [f"{rtype}/{i}" for i in ids]
+    complete = len(refs) <= limits.max_results
+    refs = refs[: limits.max_results]
+    total = len(refs) if complete else None
+    self_url = _url(request, "", [*params, ("_type", ",".join(types))])
+    snapshot = (
+        await repo.save_snapshot(None, self_url, refs, complete)
+        if len(refs) > limits.page_size
+        else None
+    )
+    return await _page(repo, request, query, refs, 0, limits, total, self_url, snapshot)
+
+
+async def next_page(
+    repo: FhirRepository, request: FhirRequest, limits: SearchLimits
+) -> FhirResponse:
+    """`GET [base]?_getpages=ID&_offset=N`: a page of a stored result snapshot."""
+    snapshot_id = request.param("_getpages") or ""
+    offset_text = request.param("_offset") or "0"
+    if not offset_text.isdigit():
+        raise InvalidSearch("_offset must be a non-negative integer.")
+    snapshot = await repo.load_snapshot(snapshot_id)
+    if snapshot is None:
+        raise NotFound("This search result has expired or never existed; run the search again.")
+    original = parse_qsl(snapshot.query.partition("?")[2], keep_blank_values=True)
+    rtype = snapshot.resource_type or "Resource"
+    query = parse_query(rtype, original) if snapshot.resource_type else SearchQuery(rtype)
+    total = snapshot.total if snapshot.complete else None
+    return await _page(
+        repo,
+        request,
+        query,
+        snapshot.ids,
+        int(offset_text),
+        limits,
+        total,
+        snapshot.query,
+        snapshot.id,
+    )
+
+
+def _compartment_condition(compartment: tuple[str, str], rtype: str) -> AnyOf:
+    kind, owner = compartment
+    codes = registry.compartment_params(kind, rtype)
+    if not codes:
+        raise NotFound(f"{rtype} is not part of the {kind} compartment.")
+    alternatives = []
+    for code in codes:
+        param = registry.param(rtype, code)
+        if param is not None:
+            alternatives.append(
+                Criterion(
+                    rtype, param, kind if param.type == "reference" else None, (f"{kind}/{owner}",)
+                )
+            )
+    return AnyOf(tuple(alternatives))
+
+
+def _refuse_ignored_if_strict(request: FhirRequest, query: SearchQuery) -> None:
+    if query.ignored and request.prefer("handling") == "strict":
+        raise InvalidSearch(
+            f"Unknown or unsupported search parameter(s): {'; '.join(query.ignored)}.",
+            issue_code="not-supported",
+        )
+
+
+async def _total(
+    repo: FhirRepository, query: SearchQuery, found: int, complete: bool
+) -> int | None:
+    if query.total == "none":
+        return None
+    if complete:
+        return found
+    return await repo.count(query) if query.total == "accurate" else None
+
+
+async def _page(
+    repo: FhirRepository,
+    request: FhirRequest,
+    query: SearchQuery,
+    refs: list[str],
+    offset: int,
+    limits: SearchLimits,
+    total: int | None,
+    self_url: str,
+    snapshot: str | None,
+) -> FhirResponse:
+    count = limits.page_size
+    if request.param("_summary") == "count" or query.summary == "count":
+        return FhirResponse(200, bundle("searchset", [], [Link("self", self_url)], total=total))
+    window = [tuple(r.split("/", 1)) for r in refs[offset : offset + count]]
+    matches = await repo.read_refs([(t, i) for t, i in window])
+    entries = [_entry(request.base_url, v, "match", query) for v in matches]
+    entries += [
+        _entry(request.base_url, v, "include", query)
+        for v in await _includes(repo, query, matches, limits)
+    ]
+    if query.ignored:
+        entries.append(_ignored_entry(query.ignored))
+    links = [Link("self", self_url if offset == 0 else _page_url(request, snapshot, offset, count))]
+    if snapshot and offset + count < len(refs):
+        links.append(Link("next", _page_url(request, snapshot, offset + count, count)))
+    if snapshot and offset > 0:
+        links.append(Link("previous", _page_url(request, snapshot, max(0, offset - count), count)))
+    return FhirResponse(200, bundle("searchset", entries, links, total=total))
+
+
+async def _includes(
+    repo: FhirRepository, query: SearchQuery, matches: list[StoredVersion], limits: SearchLimits
+) -> list[StoredVersion]:
+    seen: set[tuple[str, str]] = {(v.resource_type, v.resource_id) for v in matches}
+    found: list[StoredVersion] = []
+    frontier: list[tuple[str, str]] = list(seen)
+    for depth in range(limits.max_include_depth):
+        round_refs: list[tuple[str, str]] = []
+        for include, reverse in [
+            *((i, False) for i in query.includes),
+            *((i, True) for i in query.revincludes),
+        ]:
+            if depth > 0 and not include.iterate:
+                continue
+            budget = limits.max_included - len(found) - len(round_refs)
+            if budget <= 0:
+                break
+            for ref in await repo.include_refs(frontier, include, reverse, budget):
+                if ref not in seen:
+                    seen.add(ref)
+                    round_refs.append(ref)
+        if not round_refs:
+            break
+        found += await repo.read_refs(round_refs)
+        frontier = round_refs
+    return found
+
+
+def _entry(base_url: str, stored: StoredVersion, mode: str, query: SearchQuery) -> dict[str, Any]:
+    resource = parse_object(stored.body or b"", "stored resource")
+    if query.summary not in (None, "false"):
+        resource = summarize(resource, query.summary)
+    if query.elements:
+        resource = select_elements(resource, query.elements)
+    return {
+        "fullUrl": f"{base_url}/{stored.resource_type}/{stored.resource_id}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
+def _ignored_entry(ignored: list[str]) -> dict[str, Any]:
+    issue = Issue("not-supported", f"Ignored search parameter(s): {'; '.join(ignored)}.", "warning")
+    return {"resource": operation_outcome([issue]), "search": {"mode": "outcome"}}
+
+
+def _scope_path(rtype: str, compartment: tuple[str, str] | None) -> str:
+    return f"{compartment[0]}/{compartment[1]}/{rtype}" if compartment else rtype
+
+
+def _url(request: FhirRequest, path: str, params: list[tuple[str, str]]) -> str:
+    query = urlencode(params)
+    return f"{request.base_url}/{path}" + (f"?{query}" if query else "")
+
+
+def _page_url(request: FhirRequest, snapshot: str | None, offset: int, count: int) -> str:
+    params = [("_getpages", snapshot or ""), ("_offset", str(offset)), ("_count", str(count))]
+    for name in ("_format", "_pretty"):
+        value = request.param(name)
+        if value is not None:
+            params.append((name, value))
+    return f"{request.base_url}?{urlencode(params)}"

@@ -1,0 +1,1 @@
+"""Search compiled to SQL over the typed index tables. One module per parameter type."""
