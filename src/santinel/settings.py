@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         10 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."
     )
+    max_bundle_entries: int = Field(
+        1000, gt=0, description="Largest number of entries in a batch or transaction (413 above)."
+    )
     default_page_size: int = Field(20, gt=0, description="Default `_count` of search and history.")
     max_page_size: int = Field(
         1000, gt=0, description="Largest `_count` served; larger values are clamped."

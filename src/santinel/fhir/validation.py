@@ -60,6 +60,15 @@ def parse_resource(
     return resource
 
 
+def check_type(resource: JsonObject, expected_type: str) -> None:
+    """400 unless `resource` is of the type its URL names."""
+    if resource.get("resourceType") != expected_type:
+        raise BadRequest(
+            f"The resource is a {resource.get('resourceType')} but the URL names {expected_type}.",
+            expression=("resourceType",),
+        )
+
+
 def structural_issues(body: bytes, resource_type: str) -> list[Issue]:
     try:
         found = fhirkit.validate(body)

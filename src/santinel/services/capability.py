@@ -18,6 +18,7 @@ TYPE_INTERACTIONS = (
     "history-type",
     "create",
     "search-type",
+    "patch",
 )
 # Common parameters (R4 `search.html#all`) this server does not answer; they are not listed.
 NOT_SUPPORTED_COMMON = frozenset({"_text", "_content", "_list", "_query", "_filter", "_type"})
@@ -38,7 +39,11 @@ def statement(
         "implementation": {"description": "Santinel FHIR server", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "patchFormat": [],
+        "patchFormat": [
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/fhir+json",
+        ],
         "rest": [
             {
                 "mode": "server",
@@ -46,7 +51,9 @@ def statement(
                     _resource(t, type_interactions, implemented) for t in sorted(RESOURCE_TYPES)
                 ],
                 "interaction": [
-                    {"code": c} for c in ("history-system", "search-system") if c in implemented
+                    {"code": c}
+                    for c in ("history-system", "search-system", "transaction", "batch")
+                    if c in implemented or (c == "batch" and "transaction" in implemented)
                 ],
                 "searchParam": [
                     _search_param(p)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from santinel import __version__
 from santinel.errors import MethodNotAllowed, NotFound, UnknownResourceType
 from santinel.fhir.resource_types import is_resource_type
-from santinel.services import capability, history, instance, search, type_level
+from santinel.services import bundles, capability, history, instance, patch, search, type_level
 from santinel.services.request import FhirRequest, FhirResponse
 from santinel.services.search import SearchLimits
 from santinel.settings import Settings
@@ -19,18 +19,21 @@ from santinel.types import ResourceType
 # (path shape, method) → interaction code (R4 `valueset-type-restful-interaction`)
 ROUTES: dict[tuple[str, str], str] = {
     ("", "GET"): "search-system",
+    ("", "POST"): "transaction",
     ("metadata", "GET"): "capabilities",
     ("_history", "GET"): "history-system",
     ("type", "GET"): "search-type",
     ("type", "POST"): "create",
     ("type", "PUT"): "conditional-update",
     ("type", "DELETE"): "conditional-delete",
+    ("type", "PATCH"): "conditional-patch",
     ("type/_search", "POST"): "search-type",
     ("type/_history", "GET"): "history-type",
     ("type/id", "GET"): "read",
     ("type/id", "HEAD"): "read",
     ("type/id", "PUT"): "update",
     ("type/id", "DELETE"): "delete",
+    ("type/id", "PATCH"): "patch",
     ("type/id/_history", "GET"): "history-instance",
     ("type/id/_history/vid", "GET"): "vread",
     ("type/id/_history/vid", "HEAD"): "vread",
@@ -99,6 +102,10 @@ class FhirService:
                 return await search.next_page(repo, request, limits)
             case "search-system":
                 return await search.search_system(repo, request, limits)
+            case "transaction":
+                return await bundles.process(self, request)
+            case "conditional-patch" if rtype:
+                return await patch.patch_conditional(repo, request, rtype)
             case "capabilities":
                 return FhirResponse(
                     200, capability.statement(request.base_url, __version__, ROUTES)
@@ -124,6 +131,8 @@ class FhirService:
                 return await instance.update(repo, request, rtype, rid)
             case "delete":
                 return await instance.delete(repo, request, rtype, rid)
+            case "patch":
+                return await patch.patch_instance(repo, request, rtype, rid)
             case "search-compartment":
                 return await search.search_type(repo, request, path[2], limits, (rtype, rid))
             case "history-instance":

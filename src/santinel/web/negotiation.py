@@ -9,6 +9,7 @@ JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhi
 JSON_FORMATS = ("json", *JSON_TYPES)
 XML_HINTS = ("xml", "turtle", "ttl")
 WRITE_METHODS = ("POST", "PUT", "PATCH")
+PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
 
 
 def response_type(accept: str | None, format_param: str | None) -> str:
@@ -35,7 +36,7 @@ def check_request_type(method: str, content_type: str | None, has_body: bool) ->
     if method not in WRITE_METHODS or not has_body:
         return
     media = (content_type or "").split(";")[0].strip().lower()
-    if media in JSON_TYPES:
+    if media in JSON_TYPES or (method == "PATCH" and media in PATCH_TYPES):
         return
     if not media:
         raise UnsupportedMediaType("Content-Type is required; send application/fhir+json.")

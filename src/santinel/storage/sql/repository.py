@@ -23,9 +23,9 @@ from santinel.storage.base import (
     StoredVersion,
 )
 from santinel.storage.sql import dialects, migrations
+from santinel.storage.sql.point_reads import Unavailable, point_reader
 from santinel.storage.sql.search import executor
 from santinel.storage.sql.search.indexing import replace_index
-from santinel.storage.sql.sqlite_reads import SqlitePointReader, Unavailable
 from santinel.storage.sql.tables import resource, resource_history
 from santinel.types import ResourceId, ResourceType, VersionId
 
@@ -135,7 +135,7 @@ class SqlRepository:
         self.url = url
         self.query_timeout = query_timeout_seconds
         self.reader, self.writer = dialects.create_engines(url)
-        self._point_reads = SqlitePointReader.for_url(url)
+        self._point_reads = point_reader(url, self.reader)
         # One-statement reads need no transaction: on PostgreSQL, autocommit saves the BEGIN and
         # ROLLBACK round trips (two of the three a read by id otherwise costs).
         self._autocommit_reads = not dialects.is_sqlite(url)
@@ -146,7 +146,7 @@ class SqlRepository:
     ) -> StoredVersion | None:
         if self._point_reads is not None:
             with contextlib.suppress(Unavailable):
-                return self._point_reads.current(resource_type, resource_id)
+                return await self._point_reads.current(resource_type, resource_id)
         query = _select_current().where(
             resource.c.res_type == resource_type, resource.c.res_id == resource_id
         )
@@ -159,7 +159,7 @@ class SqlRepository:
     ) -> StoredVersion | None:
         if self._point_reads is not None:
             with contextlib.suppress(Unavailable):
-                return self._point_reads.version(resource_type, resource_id, version)
+                return await self._point_reads.version(resource_type, resource_id, version)
         query = _select_history().where(
             resource_history.c.res_type == resource_type,
             resource_history.c.res_id == resource_id,
