@@ -1,0 +1,1 @@
+"""Authorization decisions, no I/O: SMART scope grammar, policy checks returning values."""
