@@ -65,9 +65,8 @@ def test_every_example_is_indexed(examples: list[Example]) -> None:
     print(f"\n{len(examples)} resources, {len(seen_types)} types: {distinct} (type, param) pairs")
     print(f"indexed; total {sum(timings):.2f} s, median {median:.3f} ms per resource")
     for resource_type, (with_values, total) in sorted(per_type.items()):
-        print(
-            f"  {resource_type:40} {with_values:3}/{total:3}  ({seen_types[resource_type]} examples)"
-        )
+        examples_seen = seen_types[resource_type]
+        print(f"  {resource_type:40} {with_values:3}/{total:3}  ({examples_seen} examples)")
     assert distinct >= 1_500
     assert len(seen_types) >= 140
     assert median < 5.0

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from santinel.cli import data, db
+from santinel.cli import clients, data, db, keys
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
 from santinel.logging import configure
 
@@ -16,6 +16,8 @@ app = typer.Typer(
     help="Santinel: a secure FHIR R4 server.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(db.app, name="db")
+app.add_typer(clients.app, name="clients")
+app.add_typer(keys.app, name="keys")
 app.command("load")(data.load)
 app.command("demo")(data.demo)
 console = Console(stderr=True)

@@ -91,7 +91,7 @@ class Verifier:
 
     def verify(self, token: str, now: int | None = None) -> dict[str, Any]:
         moment = int(time.time()) if now is None else now
-        header = _header(token)
+        header = read_header(token)
         if header.get("typ") != self.typ:
             raise InvalidToken("unexpected typ")
         if header.get("alg") not in self.algorithms or FORBIDDEN_HEADERS & set(header):
@@ -126,7 +126,8 @@ def check_claims(claims: Mapping[str, Any], *, issuer: str | None, audience: str
         raise InvalidToken("wrong audience")
 
 
-def _header(token: str) -> dict[str, Any]:
+def read_header(token: str) -> dict[str, Any]:
+    """The unverified JOSE header (to pick the key); never trusted beyond that."""
     parts = token.split(".")
     if len(parts) != 3 or len(token) > 16_384:
         raise InvalidToken("not a compact JWS")

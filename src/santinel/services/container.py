@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from santinel.crypto.jwt import KeyRing
 from santinel.services.dispatch import FhirService
+from santinel.services.oauth.keys import load_keyring
 from santinel.settings import Settings
 from santinel.storage.sql import migrations
+from santinel.storage.sql.auth_store import SqlAuthStore
 from santinel.storage.sql.repository import SqlRepository
 
 
@@ -15,6 +18,8 @@ class Container:
     settings: Settings
     repository: SqlRepository
     service: FhirService
+    auth_store: SqlAuthStore
+    keyring: KeyRing
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Container:
@@ -28,7 +33,9 @@ class Container:
         except BaseException:
             await repository.close()
             raise
-        return cls(settings, repository, FhirService(repository, settings))
+        auth_store = SqlAuthStore(repository.reader, repository.writer)
+        keyring = await load_keyring(auth_store)
+        return cls(settings, repository, FhirService(repository, settings), auth_store, keyring)
 
     async def close(self) -> None:
         await self.repository.close()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, unquote
 
@@ -19,13 +19,14 @@ from santinel.logging import get_logger
 from santinel.services.container import Container
 from santinel.services.request import FhirRequest
 from santinel.settings import Settings
-from santinel.web import negotiation
+from santinel.web import negotiation, oauth
 from santinel.web.headers import SecurityHeadersMiddleware
 from santinel.web.responses import error_response, fhir_response, internal_error_response
 
 log = get_logger("santinel.http")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 FORM = "application/x-www-form-urlencoded"
+FHIR_PREFIX = "/fhir/"
 
 
 def create_app(settings: Settings, container: Container | None = None) -> Starlette:
@@ -67,6 +68,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Starle
     routes = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        *oauth.routes(current, settings),
         Route("/fhir", fhir_endpoint, methods=methods),
         Route("/fhir/{path:path}", fhir_endpoint, methods=methods),
     ]
@@ -81,16 +83,17 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
     status = 500
     media = "application/fhir+json"
     try:
+        url_params = query_params(request)
         media = negotiation.response_type(
-            request.headers.get("accept"), request.query_params.get("_format")
+            request.headers.get("accept"), _last(url_params, "_format")
         )
-        fhir_request = await to_fhir_request(request, settings)
+        fhir_request = await to_fhir_request(request, settings, url_params)
         result = await container.service.handle(fhir_request)
         status = result.status
         response = fhir_response(
             result,
             media,
-            pretty=request.query_params.get("_pretty") == "true",
+            pretty=_last(url_params, "_pretty") == "true",
             head=request.method == "HEAD",
         )
     except FhirError as error:
@@ -111,12 +114,28 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
     return response
 
 
-async def to_fhir_request(request: Request, settings: Settings) -> FhirRequest:
+def query_params(request: Request) -> list[tuple[str, str]]:
+    """The URL's query parameters in order, parsed once per request (the query string as
+    Starlette's `request.url.query` gives it, without building and re-splitting the URL)."""
+    return parse_qsl(request.scope.get("query_string", b"").decode(), keep_blank_values=True)
+
+
+def _last(params: list[tuple[str, str]], name: str) -> str | None:
+    """The last value of `name`, like Starlette's `request.query_params.get`."""
+    found = None
+    for key, value in params:
+        if key == name:
+            found = value
+    return found
+
+
+async def to_fhir_request(
+    request: Request, settings: Settings, url_params: list[tuple[str, str]] | None = None
+) -> FhirRequest:
     body = await read_body(request, settings.max_body_bytes)
     content_type = request.headers.get("content-type")
-    raw_path = request.path_params.get("path", "")
-    path = tuple(unquote(p) for p in raw_path.split("/") if p)
-    params = parse_qsl(request.url.query, keep_blank_values=True)
+    path = fhir_path(request)
+    params = list(url_params) if url_params is not None else query_params(request)
     if request.method == "POST" and path[-1:] == ("_search",):
         if content_type and content_type.split(";")[0].strip().lower() != FORM:
             negotiation.check_request_type("POST", content_type, bool(body))
@@ -134,9 +153,26 @@ async def to_fhir_request(request: Request, settings: Settings) -> FhirRequest:
     )
 
 
+def fhir_path(request: Request) -> tuple[str, ...]:
+    """The segments after `/fhir/`, each percent-decoded exactly once.
+
+    Split the raw (still encoded) path: the routed path is already decoded, so decoding it again
+    would read `%2570` as `p`, and an encoded slash (`a%2Fb`) would become a segment boundary.
+    """
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return tuple(p for p in request.path_params.get("path", "").split("/") if p)
+    text = raw.decode("latin-1")
+    start = text.find(FHIR_PREFIX)
+    rest = text[start + len(FHIR_PREFIX) :] if start >= 0 else ""
+    return tuple(unquote(p) for p in rest.split("/") if p)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing (413) as soon as it is known to exceed `limit` bytes."""
     declared = request.headers.get("content-length")
+    if declared is None and "transfer-encoding" not in request.headers:
+        return b""  # neither header: the request has no body (RFC 9112 §6.3)
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     chunks: list[bytes] = []
@@ -157,4 +193,4 @@ def base_url(request: Request, settings: Settings) -> str:
 
 def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
-    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if REQUEST_ID.fullmatch(given) else os.urandom(16).hex()

@@ -178,3 +178,41 @@ INDEX_TABLES = (
     search_uri,
     search_composite,
 )
+
+
+# --- OAuth 2 / SMART (authorization server state) -------------------------------------------
+# Secrets and opaque tokens are stored as digests only; signing keys' private parts are
+# sealed by the key-encryption key once encryption at rest lands.
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("auth_method", String(32), nullable=False),
+    Column("secret_digest", String(64), nullable=True),
+    Column("jwks", Text, nullable=True),
+    Column("jwks_url", Text, nullable=True),
+    Column("redirect_uris", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+signing_key = Table(
+    "signing_key",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("private_pem", LargeBinary, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("retire_after_us", BigInteger, nullable=True),
+)
+# One-time values with an expiry: client-assertion jti's (replay cache), revoked access tokens.
+used_token = Table(
+    "used_token",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("token_id", String(200), primary_key=True),
+    Column("expires_us", BigInteger, nullable=False),
+    Index("ix_used_token_expires", "expires_us"),
+)
