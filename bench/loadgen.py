@@ -40,6 +40,8 @@ class LoadSpec:
     duration_s: int
     concurrency: int
     cpu: int | None = None  # core to pin the generator to
+    nice: int = 0  # scheduling priority change for the generator process
+    authorization: str | None = None  # "Bearer …" for the secured server
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,20 @@ def check_loopback(url: str) -> None:
         raise ValueError(f"benchmarks only target the loopback interface, not {host!r}")
 
 
-def pin_to(cpu: int | None) -> Callable[[], None] | None:
-    """A `preexec_fn` pinning the child (and every thread it starts) to one core."""
-    if cpu is None or not hasattr(os, "sched_setaffinity"):
+def pin_to(cpu: int | None, nice: int = 0) -> Callable[[], None] | None:
+    """A `preexec_fn` pinning the child (and every thread it starts) to one core and, when
+    `nice` is not 0, changing its scheduling priority (negative: favoured over other work)."""
+    pin = cpu is not None and hasattr(os, "sched_setaffinity")
+    if not pin and not nice:
         return None
-    return lambda: os.sched_setaffinity(0, {cpu})
+
+    def setup() -> None:
+        if pin and cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        if nice:
+            os.nice(nice)
+
+    return setup
 
 
 def _children_cpu() -> float:
@@ -108,6 +119,7 @@ def run_load(spec: LoadSpec, workdir: Path, *, use_wrk: bool) -> LoadResult:
             exe, "-t1", f"-c{spec.concurrency}", f"-d{spec.duration_s}s", "--timeout", "10s",
             "-s", str(WRK_SCRIPT), spec.url, "--",
             spec.method, str(paths_file), str(body_file) if spec.body else "",
+            spec.authorization or "",
         ]  # fmt: skip
     else:
         command = [
@@ -117,6 +129,8 @@ def run_load(spec: LoadSpec, workdir: Path, *, use_wrk: bool) -> LoadResult:
         ]  # fmt: skip
         if spec.body:
             command += ["--body-file", str(body_file)]
+        if spec.authorization:
+            command += ["--authorization", spec.authorization]
     before = _children_cpu()
     done = subprocess.run(
         command,
@@ -124,7 +138,7 @@ def run_load(spec: LoadSpec, workdir: Path, *, use_wrk: bool) -> LoadResult:
         text=True,
         check=False,
         timeout=spec.duration_s + 60,
-        preexec_fn=pin_to(spec.cpu),
+        preexec_fn=pin_to(spec.cpu, spec.nice),
         cwd=Path(__file__).resolve().parent.parent,
     )
     cpu = _children_cpu() - before
@@ -159,7 +173,13 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 async def drive(
-    url: str, method: str, paths: Sequence[str], body: bytes | None, duration: float, c: int
+    url: str,
+    method: str,
+    paths: Sequence[str],
+    body: bytes | None,
+    duration: float,
+    c: int,
+    authorization: str | None = None,
 ) -> dict[str, float | int]:
     import httpx
 
@@ -167,6 +187,8 @@ async def drive(
     headers = {"Accept": "application/fhir+json"}
     if body:
         headers["Content-Type"] = "application/fhir+json"
+    if authorization:
+        headers["Authorization"] = authorization
     limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
     latencies: list[float] = []
     errors = 0
@@ -212,11 +234,12 @@ def main() -> None:
     parser.add_argument("--body-file", type=Path)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--authorization", help="Authorization header value for every request.")
     args = parser.parse_args()
     paths = [p for p in args.paths_file.read_text().splitlines() if p]
     body = args.body_file.read_bytes() if args.body_file else None
     duration = min(max(args.duration, 0.1), 3600.0)
-    work = drive(args.url, args.method, paths, body, duration, args.concurrency)
+    work = drive(args.url, args.method, paths, body, duration, args.concurrency, args.authorization)
     try:
         import uvloop
     except ImportError:

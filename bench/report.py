@@ -60,11 +60,19 @@ def environment() -> dict[str, Any]:
             check=False,
             timeout=10,
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        ).stdout.strip()
     except OSError:
-        commit = ""
+        commit, dirty = "", ""
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "commit": commit or None,
+        "commit": (commit + ("+changes" if dirty else "")) or None,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),

@@ -1,7 +1,8 @@
 """`make bench`: the core HTTP benchmark (SQLite, short) then the validators benchmark (sampled).
 
-Quick defaults, for a first look in about two minutes; run `python -m bench.core` and
-`python -m bench.validators` directly for the full figures (see bench/README.md).
+Quick defaults, for a first look in about two minutes; results go to
+`bench/results/{core,validators}-quick.*` so they never overwrite a full run. Run
+`python -m bench.core` and `python -m bench.validators` directly for the full figures.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from bench import core, validators
 
 
 def main() -> None:
-    core.main(["--backend", "sqlite", "--duration", "4", "--warmup", "1", "--rounds", "2"])
-    validators.main(["--stride", "5"])
+    quick = ["--duration", "4", "--warmup", "1", "--rounds", "2", "--output", "core-quick"]
+    core.main(["--backend", "sqlite", *quick])
+    validators.main(["--stride", "5", "--output", "validators-quick"])
 
 
 if __name__ == "__main__":

@@ -37,8 +37,11 @@ INVALID_CORPUS = ROOT / "tests" / "data" / "invalid"
 NOT_RESOURCES = {"package.json", ".index.json"}
 MD_REJECTION_LIMIT = 80  # rejections listed per validator in the markdown (all are in the JSON)
 
-# A validator takes the raw bytes and returns None (accepted) or its first error.
-Validate = Callable[[bytes], str | None]
+# A validator takes the raw bytes and the type the URL names (None: any), and returns None
+# (accepted) or its first error. Only Santinel's own check uses the URL's type.
+Validate = Callable[[bytes, str | None], str | None]
+# tests/functional/test_bad_input.py sends `<type>_<scenario>.json` to /<Type>, others to /Patient
+URL_TYPES = {"patient_": "Patient", "observation_": "Observation", "bundle_": "Bundle"}
 
 
 def _first_pydantic_error(exc: Exception) -> str:
@@ -56,7 +59,7 @@ def _first_pydantic_error(exc: Exception) -> str:
 def fhirkit_validator() -> Validate:
     import fhirkit
 
-    def validate(body: bytes) -> str | None:
+    def validate(body: bytes, _url_type: str | None = None) -> str | None:
         try:
             issues = fhirkit.validate(body)
         except fhirkit.ParseError as exc:
@@ -73,11 +76,16 @@ def fhir_resources_validator(release: str) -> Validate:
     else:
         from fhir.resources import get_fhir_model_class
 
-    def validate(body: bytes) -> str | None:
+    def validate(body: bytes, _url_type: str | None = None) -> str | None:
         try:
             data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return f"not JSON: {exc}"
+        if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+            return "not a JSON object with a resourceType"
+        try:
             model = get_fhir_model_class(data["resourceType"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError) as exc:
             return f"type not in the {release} models: {exc}"
         try:
             model.model_validate(data)
@@ -92,9 +100,9 @@ def santinel_validator() -> Validate:
     from santinel.errors import FhirError
     from santinel.fhir.validation import parse_resource
 
-    def validate(body: bytes) -> str | None:
+    def validate(body: bytes, url_type: str | None = None) -> str | None:
         try:
-            parse_resource(body)
+            parse_resource(body, expected_type=url_type)
         except FhirError as exc:
             issues = exc.all_issues()
             return issues[0].diagnostics if issues else exc.diagnostics
@@ -150,16 +158,21 @@ def corpus(folder: Path, stride: int = 1) -> list[tuple[str, bytes]]:
     return [(str(p.relative_to(folder)), p.read_bytes()) for p in files[:: max(stride, 1)]]
 
 
+def url_type(file_name: str) -> str:
+    return next((t for p, t in URL_TYPES.items() if file_name.startswith(p)), "Patient")
+
+
 def run_corpus(
-    items: Sequence[tuple[str, bytes]], checks: dict[str, Validate]
+    items: Sequence[tuple[str, bytes]], checks: dict[str, Validate], *, with_url_type: bool = False
 ) -> dict[str, Outcome]:
     outcomes = {name: Outcome() for name in checks}
     clock = time.perf_counter_ns
     for file_name, body in items:
+        expected = url_type(file_name) if with_url_type else None
         for name, validate in checks.items():
             started = clock()
             try:
-                error = validate(body)
+                error = validate(body, expected)
             except Exception as exc:
                 error = None
                 outcomes[name].crashed[file_name] = f"{type(exc).__name__}: {exc}"[:300]
@@ -181,7 +194,7 @@ def warm_up(items: Sequence[tuple[str, bytes]], checks: dict[str, Validate]) -> 
             seen.add(rtype)
             for validate in checks.values():
                 try:
-                    validate(body)
+                    validate(body, None)
                 except Exception:  # noqa: S112 - warm-up only: failures are measured later
                     continue
 
@@ -218,13 +231,15 @@ def run(examples: Path, stride: int = 1) -> dict[str, Any]:
         broken = corpus(INVALID_CORPUS)
         if broken:
             report.console.print(f"{len(broken)} broken resources in {INVALID_CORPUS}…")
-            bad = run_corpus(broken, checks)
+            bad = run_corpus(broken, checks, with_url_type=True)
             data["invalid"] = {
                 name: {
                     "total": len(broken),
-                    "detected": len(o.rejected) + len(o.crashed),
-                    "detection_rate": round((len(o.rejected) + len(o.crashed)) / len(broken), 4),
+                    "detected": len(o.rejected),
+                    "detection_rate": round(len(o.rejected) / len(broken), 4),
+                    "crashed": o.crashed,
                     "missed": sorted({n for n, _ in broken} - set(o.rejected) - set(o.crashed)),
+                    "median_us": o.summary(len(broken))["median_us"],
                 }
                 for name, o in bad.items()
             }
@@ -237,7 +252,7 @@ VALID_HEADERS = (
     "validator", "accepted", "total", "pass rate", "rejected", "crashed",
     "median µs", "mean µs", "p99 µs", "total s",
 )  # fmt: skip
-INVALID_HEADERS = ("validator", "detected", "total", "detection rate", "missed")
+INVALID_HEADERS = ("validator", "detected", "total", "detection rate", "missed", "crashed")
 
 
 def valid_row(name: str, v: dict[str, Any]) -> list[report.Cell]:
@@ -253,7 +268,14 @@ def valid_rows(data: dict[str, Any]) -> list[list[report.Cell]]:
 
 def invalid_rows(data: dict[str, Any]) -> list[list[report.Cell]]:
     return [
-        [name, v["detected"], v["total"], f"{v['detection_rate']:.2%}", len(v["missed"])]
+        [
+            name,
+            v["detected"],
+            v["total"],
+            f"{v['detection_rate']:.2%}",
+            len(v["missed"]),
+            len(v["crashed"]),
+        ]
         for name, v in (data["invalid"] or {}).items()
     ]
 
@@ -270,11 +292,19 @@ def to_markdown(data: dict[str, Any]) -> str:
         report.markdown_table(VALID_HEADERS, valid_rows(data)),
     ]
     if data["invalid"]:
-        out += ["## Broken corpus (`tests/data/invalid/`)", ""]
+        out += [
+            "## Broken corpus (`tests/data/invalid/`)",
+            "",
+            "Every file there must be refused. Santinel is given the type the URL names (as in "
+            "`tests/functional/test_bad_input.py`), the others only the body.",
+            "",
+        ]
         out.append(report.markdown_table(INVALID_HEADERS, invalid_rows(data)))
         for name, v in data["invalid"].items():
             if v["missed"]:
                 out.append(f"- {name} misses: " + ", ".join(f"`{m}`" for m in v["missed"]))
+            for file_name, error in sorted(v["crashed"].items()):
+                out.append(f"- {name} CRASHES on `{file_name}`: {error}")
         out.append("")
     else:
         out += ["No broken corpus (`tests/data/invalid/` absent): detection not measured.", ""]
@@ -306,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--stride", type=int, default=1, help="every K-th example only (quick runs); 1 = all"
     )
+    parser.add_argument("--output", default="validators", help="results name in bench/results")
     args = parser.parse_args(argv)
     examples = args.examples or Path(os.environ.get("SANTINEL_FHIR_EXAMPLES", DEFAULT_EXAMPLES))
     data = run(examples, min(max(args.stride, 1), 1000))
@@ -317,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             report.console.print(f"[bold]{name}[/bold] rejects:")
             for file_name, error in sorted(v["rejections"].items()):
                 report.console.print(f"  {file_name}: {error[:160]}", markup=False)
-    report.write_results("validators", data, to_markdown(data))
+    report.write_results(args.output, data, to_markdown(data))
     return data
 
 

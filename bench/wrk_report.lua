@@ -16,6 +16,9 @@ function init(args)
     f:close()
     headers["Content-Type"] = "application/fhir+json"
   end
+  if args[4] ~= nil and args[4] ~= "" then
+    headers["Authorization"] = args[4]
+  end
   math.randomseed(os.time())
 end
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from santinel.settings import Settings
-from tests.services import LiveServer, postgres_database
+from tests.services import TLS, LiveServer, postgres_database
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -37,7 +37,9 @@ def server(backend_settings: Settings) -> Iterator[LiveServer]:
 @pytest.fixture
 def client(server: LiveServer) -> Iterator[httpx.Client]:
     headers = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
-    with httpx.Client(base_url=server.base, headers=headers, timeout=30) as http:
+    with httpx.Client(
+        base_url=server.base, headers=headers, timeout=30, verify=TLS, auth=server.auth
+    ) as http:
         yield http
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 import uvicorn
 
@@ -20,6 +22,9 @@ PG_ADMIN_URL = os.environ.get(
     "SANTINEL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_SERVICES = os.environ.get("SANTINEL_REQUIRE_SERVICES") == "1"
+# One TLS context for every test client (`httpx.Client(verify=TLS)`): httpx otherwise builds a
+# new one per client, reading the CA bundle (≈ 0.1 s), which dominated short tests.
+TLS = ssl.create_default_context()
 
 
 def service_missing(what: str) -> None:
@@ -80,6 +85,8 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
         self.base = f"{self.url}/fhir"
+        self.settings = settings
+        self.auth: httpx.Auth = httpx.Auth()  # replaced by a full-access token once started
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
@@ -88,6 +95,9 @@ class LiveServer:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.02)
+        from tests.auth import BearerAuth, register_client
+
+        self.auth = BearerAuth(f"{self.url}/oauth/token", *register_client(self.settings))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -186,7 +186,7 @@ def test_history_levels_and_paging(client: httpx.Client) -> None:
     assert [e["resource"]["name"][0]["family"] for e in page["entry"]] == ["E", "D"]
     seen = [e["resource"]["meta"]["versionId"] for e in page["entry"]]
     while nxt := next((k["url"] for k in page["link"] if k["relation"] == "next"), None):
-        page = httpx.get(nxt).json()
+        page = client.get(nxt).json()
         seen += [e["resource"]["meta"]["versionId"] for e in page["entry"]]
     assert seen == ["5", "4", "3", "2", "1"]
     assert client.get("/Patient/_history", params={"_count": 3}).json()["type"] == "history"

@@ -200,7 +200,7 @@ def test_sort_count_paging_and_total(client: httpx.Client, family: str) -> None:
             "birthDate": "2020",
         },
     )
-    second = httpx.get(next_url).json()
+    second = client.get(next_url).json()
     assert ids(second) == [f"f{family}-a"]
     assert any(link["relation"] == "previous" for link in second["link"])
     ascending = search(client, "/Patient", family=name(family), _sort="birthdate,_id")
@@ -451,3 +451,104 @@ def test_composite_matches_within_one_component(client: httpx.Client) -> None:
     assert found("8480-6$140|http://unitsofmeasure.org|mm[Hg]")
     bad = client.get("/Observation", params={"component-code-value-quantity": "8480-6"})
     assert bad.status_code == 400
+
+
+def test_composites_of_different_shapes_are_stored_together_and_found(
+    client: httpx.Client,
+) -> None:
+    """A token$token and a token$quantity composite of one resource go in one INSERT (it used to
+    fail with a 500); a quantity with a unit but no code is found by `||unit`, as elsewhere."""
+    t = tag()
+    context = "http://terminology.hl7.org/CodeSystem/usage-context-type"
+    put(
+        client,
+        {
+            "resourceType": "PlanDefinition",
+            "id": f"pd{t}",
+            "status": "draft",
+            "name": f"pd{t}",
+            "useContext": [
+                {
+                    "code": {"system": context, "code": "focus"},
+                    "valueCodeableConcept": {
+                        "coding": [{"system": "http://snomed.info/sct", "code": "3928002"}]
+                    },
+                },
+                {
+                    "code": {"system": context, "code": "age"},
+                    "valueQuantity": {"value": 12, "unit": "a"},
+                },
+            ],
+        },
+    )
+
+    def found(**params: str) -> bool:
+        return f"pd{t}" in ids(search(client, "/PlanDefinition", name=f"pd{t}", **params))
+
+    assert found(**{"context-type-value": f"{context}|focus$http://snomed.info/sct|3928002"})
+    assert found(**{"context-type-quantity": f"{context}|age$12||a"})
+    assert not found(**{"context-type-quantity": f"{context}|age$12||mo"})
+    assert not found(**{"context-type-quantity": f"{context}|focus$12||a"})
+
+
+def test_canonical_references_match_relative_forms_and_versions(client: httpx.Client) -> None:
+    t = tag()
+    absolute = f"http://example.org/fhir/Library/lib{t}"
+    put(
+        client,
+        {
+            "resourceType": "Library",
+            "id": f"lib{t}",
+            "status": "draft",
+            "type": {"coding": [{"code": "logic-library"}]},
+            "relatedArtifact": [
+                {"type": "depends-on", "resource": f"Library/dep{t}"},
+                {"type": "depends-on", "resource": f"{absolute}|1.0"},
+            ],
+        },
+    )
+
+    def found(value: str) -> bool:
+        bundle = search(client, "/Library", **{"depends-on": value, "_id": f"lib{t}"})
+        return f"lib{t}" in ids(bundle)
+
+    assert found(f"Library/dep{t}")
+    assert found(f"dep{t}")
+    assert found(absolute)  # every version
+    assert found(f"{absolute}|1.0")
+    assert not found(f"{absolute}|2.0")
+    assert not found(f"{absolute}x")
+    assert not found(f"Library/dep{t}x")
+
+
+def test_id_takes_the_token_forms_and_last_updated_is_never_missing(
+    client: httpx.Client, family: str
+) -> None:
+    a = f"f{family}-a"
+    assert ids(search(client, "/Patient", _id=f"|{a}")) == [a]
+    assert ids(search(client, "/Patient", _id=f"urn:x|{a}")) == []
+    assert ids(search(client, "/Patient", _id=a, **{"_lastUpdated:missing": "false"})) == [a]
+    assert ids(search(client, "/Patient", _id=a, **{"_lastUpdated:missing": "true"})) == []
+    assert ids(search(client, "/Patient", _id=a, **{"_id:missing": "false"})) == [a]
+    assert client.get("/Patient", params={"_id:missing": "maybe"}).status_code == 400
+
+
+def test_tokens_and_uris_longer_than_the_index_are_still_found(client: httpx.Client) -> None:
+    """Codes and uris are indexed on their first 255 characters: longer ones are found by their
+    full value (and by anything sharing those 255 characters)."""
+    t = tag()
+    value = f"{t}-" + "9" * 300
+    profile = f"http://example.org/fhir/StructureDefinition/{t}/" + "p" * 300
+    put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": f"long{t}",
+            "meta": {"profile": [profile]},
+            "identifier": [{"system": "urn:example:long", "value": value}],
+        },
+    )
+    assert ids(search(client, "/Patient", identifier=f"urn:example:long|{value}")) == [f"long{t}"]
+    assert ids(search(client, "/Patient", identifier=value)) == [f"long{t}"]
+    assert ids(search(client, "/Patient", _profile=profile)) == [f"long{t}"]
+    assert ids(search(client, "/Patient", identifier=f"{t}-9")) == []

@@ -45,7 +45,11 @@ def test_transaction_creates_and_rewrites_urn_references(client: httpx.Client) -
             "code": {"text": marker},
             "subject": {"reference": patient["fullUrl"]},
             "extension": [
-                {"url": "http://example.org/x", "valueReference": {"reference": patient["fullUrl"]}}
+                {
+                    "url": "http://example.org/x",
+                    "valueReference": {"reference": patient["fullUrl"]},
+                },
+                {"url": "http://example.org/provenance", "valueReference": {"reference": "#p1"}},
             ],
             "contained": [
                 {
@@ -295,12 +299,12 @@ def test_parallel_identical_conditional_transactions_create_one_resource(server:
     )
 
     def send(_: int) -> int:
-        with httpx.Client(base_url=server.base, timeout=60) as http:
+        with httpx.Client(base_url=server.base, timeout=60, auth=server.auth) as http:
             return http.post("/", json=bundle).status_code
 
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(send, range(16)))
     assert statuses == [200] * 16
-    with httpx.Client(base_url=server.base) as http:
+    with httpx.Client(base_url=server.base, auth=server.auth) as http:
         found = http.get("/Patient", params={"identifier": f"{system}|{marker}"}).json()
     assert found["total"] == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +14,32 @@ import pytest
 
 from santinel.fhir.search import registry
 from santinel.fhir.search.extract import extract
-from santinel.fhir.search.fhirpath import CompiledPath, Node, compile_path
+from santinel.fhir.search.fhirpath import CompiledPath, Node, compile_path, top_elements
 
-Example = tuple[str, dict[str, Any]]
+Example = tuple[str, int, dict[str, Any]]  # file name, size in bytes, resource
+# The fhirpathpy comparison (slow) takes the first examples of each type, big ones excepted.
+SMALL = 20_000  # bytes
+PER_TYPE = 40
 
 
 @pytest.fixture(scope="module")
 def examples(fhir_examples: Path) -> list[Example]:
-    """Every resource of the package: each file's, and those of its Bundle entries."""
+    """Every resource of the package (one per file; Bundle entries are left in their Bundle)."""
     found: list[Example] = []
     for path in sorted(fhir_examples.glob("*.json")):
-        data = orjson.loads(path.read_bytes())
+        raw = path.read_bytes()
+        data = orjson.loads(raw)
         if isinstance(data, dict) and isinstance(data.get("resourceType"), str):
-            found.extend((path.name, resource) for resource in _with_entries(data))
+            found.append((path.name, len(raw), data))
     assert len(found) > 5_000
     return found
-
-
-def _with_entries(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield resource
-    if resource["resourceType"] == "Bundle":
-        for entry in resource.get("entry") or ():
-            inner = entry.get("resource")
-            if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
-                yield from _with_entries(inner)
 
 
 def test_every_example_is_indexed(examples: list[Example]) -> None:
     produced: Counter[tuple[str, str]] = Counter()
     seen_types: Counter[str] = Counter()
     timings: list[float] = []
-    for _name, resource in examples:
-        extract(resource)  # compiles on first use
-    for _name, resource in examples:
+    for _name, _size, resource in examples:
         start = time.perf_counter()
         found = extract(resource)
         timings.append(time.perf_counter() - start)
@@ -62,8 +54,8 @@ def test_every_example_is_indexed(examples: list[Example]) -> None:
         per_type[resource_type] = (len(with_values), len(indexable))
     distinct = sum(with_values for with_values, _ in per_type.values())
     median = statistics.median(timings) * 1000
-    print(f"\n{len(examples)} resources, {len(seen_types)} types: {distinct} (type, param) pairs")
-    print(f"indexed; total {sum(timings):.2f} s, median {median:.3f} ms per resource")
+    print(f"\n{len(examples)} resources of {len(seen_types)} types: {distinct} (type, param) pairs")
+    print(f"indexed in {sum(timings):.2f} s (compiling included), median {median:.3f} ms each")
     for resource_type, (with_values, total) in sorted(per_type.items()):
         examples_seen = seen_types[resource_type]
         print(f"  {resource_type:40} {with_values:3}/{total:3}  ({examples_seen} examples)")
@@ -76,8 +68,12 @@ def test_the_fast_walk_agrees_with_fhirpathpy(examples: list[Example]) -> None:
     reference: dict[str, CompiledPath] = {}
     compared: Counter[bool] = Counter()
     mismatches: dict[str, str] = {}
-    for name, resource in examples:
+    per_type: Counter[str] = Counter()
+    for name, size, resource in examples:
         resource_type = resource["resourceType"]
+        per_type[resource_type] += 1
+        if size > SMALL or per_type[resource_type] > PER_TYPE:
+            continue
         for param in registry.params_for(resource_type).values():
             if param.expression is None or param.type == "special":
                 continue
@@ -85,10 +81,13 @@ def test_the_fast_walk_agrees_with_fhirpathpy(examples: list[Example]) -> None:
             if not fast.is_fast:
                 compared[False] += 1
                 continue
+            tops = top_elements(param.expression, resource_type)
+            if tops is not None and not any(
+                key.lstrip("_").startswith(tuple(tops)) for key in resource
+            ):
+                continue  # nothing to walk: both give nothing
             nodes = fast(resource)
-            slow = reference.setdefault(
-                param.expression, CompiledPath(param.expression, fast=False)
-            )
+            slow = _reference(reference, param.expression)
             typed = " | " not in param.expression  # fhirpathpy's union drops the types
             compared[True] += 1
             if _key(nodes, typed) != _key(slow(resource), typed):
@@ -96,16 +95,18 @@ def test_the_fast_walk_agrees_with_fhirpathpy(examples: list[Example]) -> None:
             for component in param.components:
                 fast_part = compile_path(component.expression)
                 slow_part = _reference(reference, component.expression)
+                if not fast_part.is_fast:
+                    continue
+                part_typed = " | " not in component.expression
                 for node in nodes:
-                    variables = {"resource": resource}
-                    expected = _key(slow_part(node.handle, variables), typed=True)
-                    if fast_part.is_fast and _key(fast_part(node.handle), True) != expected:
+                    expected = _key(slow_part(node.handle), part_typed)
+                    if _key(fast_part(node.handle), part_typed) != expected:
                         mismatches.setdefault(component.expression, name)
     print(
         f"\nfast walk vs fhirpathpy: {compared[True]} evaluations compared, {compared[False]} left"
     )
     assert not mismatches
-    assert compared[True] > 50 * compared[False]
+    assert compared[True] > 10 * compared[False]
 
 
 def _reference(cache: dict[str, CompiledPath], expression: str) -> CompiledPath:

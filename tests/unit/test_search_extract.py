@@ -35,8 +35,9 @@ def values(resource: dict[str, Any], param: str) -> list[ExtractedValue]:
     return [value for value in extract(resource) if value.param == param]
 
 
-def micros(*parts: int) -> int:
-    moment = datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def micros(year: int, month: int = 1, day: int = 1, hour: int = 0, minute: int = 0) -> int:
+    """Microseconds since the epoch of a UTC moment."""
+    moment = datetime(year, month, day, hour, minute, tzinfo=UTC)
     return int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000
 
 
@@ -123,7 +124,7 @@ def test_birth_date_precision_is_the_whole_month() -> None:
 
 def test_meta_parameters() -> None:
     last_updated = values(PATIENT, "_lastUpdated")
-    start = micros(2024, 5, 1, 10, 0, 0) + 123_000
+    start = micros(2024, 5, 1, 10) + 123_000
     assert last_updated == [DateValue("_lastUpdated", start, start + 999)]
     assert values(PATIENT, "_id") == [TokenValue("_id", None, "p1")]
     assert values(PATIENT, "_profile") == [
@@ -350,3 +351,20 @@ def test_invalid_dates_and_unknown_types_are_skipped() -> None:
 
 def test_precompile() -> None:
     assert precompile(["Patient", "Observation"]) > 50
+
+
+def test_timing_counts_for_its_outer_limits() -> None:
+    timing = {
+        "event": ["2024-03-05T08:00:00Z"],
+        "repeat": {"boundsPeriod": {"start": "2024-03-01", "end": "2024-03-31"}, "frequency": 2},
+    }
+    plan = {
+        "resourceType": "CarePlan",
+        "status": "active",
+        "intent": "plan",
+        "subject": {"reference": "Patient/1"},
+        "activity": [{"detail": {"status": "scheduled", "scheduledTiming": timing}}],
+    }
+    assert values(plan, "activity-date") == [
+        DateValue("activity-date", micros(2024, 3, 1), micros(2024, 4, 1) - 1)
+    ]

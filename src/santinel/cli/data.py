@@ -223,7 +223,8 @@ def _print_rejection(location: str, index: int | None, outcome: bulk.ImportOutco
 
 
 def _print_load_summary(counts: Counter[str], files: int, seconds: float) -> None:
-    table = Table(title=f"Loaded {files} file(s) in {seconds:.1f} s")
+    console.print(f"Loaded {files} file(s) in {seconds:.1f} s")
+    table = Table()
     table.add_column("outcome")
     table.add_column("resources", justify="right")
     for status in ("created", "updated", "deleted", "unchanged", "rejected"):
@@ -238,7 +239,8 @@ def _print_demo_summary(
 ) -> None:
     total = sum(types.values())
     rate = total / seconds if seconds > 0 else 0.0
-    table = Table(title=f"{total} resources in {seconds:.1f} s ({rate:,.0f}/s)")
+    console.print(f"{total} resources in {seconds:.1f} s ({rate:,.0f}/s)")
+    table = Table()
     table.add_column("resource type")
     table.add_column("count", justify="right")
     for resource_type, count in sorted(types.items()):

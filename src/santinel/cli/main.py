@@ -10,7 +10,10 @@ from rich.console import Console
 
 from santinel.cli import clients, data, db, keys
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
+from santinel.cli.demo_client import ensure_demo_client, instructions
 from santinel.logging import configure
+from santinel.services.container import Container, SchemaNotCurrent
+from santinel.settings import Settings
 
 app = typer.Typer(
     help="Santinel: a secure FHIR R4 server.", no_args_is_help=True, add_completion=False
@@ -41,12 +44,26 @@ def serve(
 
     settings = make_settings(host=host, port=port, data_dir=data_dir, database_url=database_url)
     configure(settings.log_level)
+    try:
+        asyncio.run(_prepare(settings))
+    except SchemaNotCurrent as problem:
+        console.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1) from None
+    demo_client = None
     if demo_on_first_start:
         asyncio.run(data.load_demo_if_empty(settings))
+        if not settings.database_url:
+            demo_client = asyncio.run(ensure_demo_client(settings))
     base = f"http://{settings.host}:{settings.port}/fhir"
     store = "PostgreSQL" if settings.database_url else f"SQLite in {settings.data_dir}"
-    console.print(f"Santinel FHIR base: [bold]{base}[/bold]  ({store})")
-    console.print(f"Try: curl -s {base}/Patient?_count=1")
+    console.print(f"Santinel FHIR base: [bold]{base}[/bold]  ({store})", soft_wrap=True)
+    if demo_client is not None:
+        for line in instructions(f"http://{settings.host}:{settings.port}", *demo_client):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
+    else:
+        console.print(
+            "Register a client with `santinel clients add` to get tokens.", soft_wrap=True
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -55,6 +72,13 @@ def serve(
         server_header=False,
         date_header=True,
     )
+
+
+async def _prepare(settings: Settings) -> None:
+    """Migrate an empty database and refuse an outdated one before listening (one clear line
+    instead of a failure inside the server's startup)."""
+    container = await Container.open(settings)
+    await container.close()
 
 
 def main() -> None:

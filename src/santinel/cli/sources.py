@@ -68,7 +68,7 @@ def read_chunks(path: Path) -> Iterator[Chunk]:
                 if not line.strip():
                     pending += len(line)
                     continue
-                yield Chunk(f"{path}:{number}", line, pending + len(line))
+                yield Chunk(f"{path}:{number}", line.rstrip(b"\r\n"), pending + len(line))
                 pending = 0
     except OSError as exc:
         raise UnreadableFile(str(path), exc.strerror or type(exc).__name__) from None

@@ -62,6 +62,7 @@ class Person:
 
 
 def draw_person(rng: random.Random, gender: str, birth_date: date, age: int) -> Person:
+    """Names of the birth decade, a home commune, a birth place (10 % abroad) and the NIR."""
     era = next(i for i, bound in enumerate(names.ERA_BOUNDS) if birth_date.year < bound)
     first_names = (names.FEMALE if gender == "female" else names.MALE)[era]
     given = tuple(dict.fromkeys(rng.choice(first_names) for _ in range(rng.choice((1, 2, 2, 3)))))

@@ -21,6 +21,7 @@ DATE_PATTERN = re.compile(
 )
 PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LAST = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -48,24 +49,33 @@ def _bounds(match: re.Match[str]) -> tuple[datetime, datetime]:
     zone = _zone(g["tz"])
     year = int(g["year"])
     if g["month"] is None:
-        return datetime(year, 1, 1, tzinfo=zone), datetime(year + 1, 1, 1, tzinfo=zone)
+        start = datetime(year, 1, 1, tzinfo=zone)
+        return start, datetime(year + 1, 1, 1, tzinfo=zone) if year < 9999 else LAST
     month = int(g["month"])
     if g["day"] is None:
         start = datetime(year, month, 1, tzinfo=zone)
-        return start, start + timedelta(days=monthrange(year, month)[1])
+        return start, _plus(start, timedelta(days=monthrange(year, month)[1]))
     start = datetime(year, month, int(g["day"]), tzinfo=zone)
     if g["hour"] is None:
-        return start, start + timedelta(days=1)
+        return start, _plus(start, timedelta(days=1))
     start = start.replace(hour=int(g["hour"]), minute=int(g["minute"]))
     if g["second"] is None:
-        return start, start + timedelta(minutes=1)
+        return start, _plus(start, timedelta(minutes=1))
     start = start.replace(second=int(g["second"]))
     if g["fraction"] is None:
-        return start, start + timedelta(seconds=1)
+        return start, _plus(start, timedelta(seconds=1))
     digits = g["fraction"][1:]
     step = timedelta(microseconds=10 ** max(0, 6 - len(digits)))
     start = start.replace(microsecond=int(digits[:6].ljust(6, "0")))
-    return start, start + step
+    return start, _plus(start, step)
+
+
+def _plus(start: datetime, step: timedelta) -> datetime:
+    """The end of a period, at most the last representable instant (the year 9999 ends there)."""
+    try:
+        return start + step
+    except OverflowError:
+        return LAST
 
 
 def _zone(text: str | None) -> timezone:

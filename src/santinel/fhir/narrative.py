@@ -64,7 +64,18 @@ ALLOWED_ELEMENTS = frozenset(
     ]
 )
 URL_ATTRIBUTES = frozenset({"href", "src", "cite", "longdesc"})
-SAFE_URL_SCHEMES = ("http:", "https:", "mailto:", "tel:", "#", "data:image/", "urn:", "cid:")
+# An allow-list: schemes that cannot run script (ftp: links appear in the official examples).
+SAFE_URL_SCHEMES = (
+    "http:",
+    "https:",
+    "ftp:",
+    "mailto:",
+    "tel:",
+    "#",
+    "data:image/",
+    "urn:",
+    "cid:",
+)
 
 
 class _NarrativeChecker(HTMLParser):

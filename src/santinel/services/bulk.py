@@ -24,6 +24,7 @@ from santinel.fhir import validation
 from santinel.fhir.json import JsonObject, dumps, parse_object
 from santinel.fhir.resource import new_id
 from santinel.services.dispatch import FhirService
+from santinel.services.guard import OPERATOR
 from santinel.services.instance import checked_id, write_update
 from santinel.services.request import FhirRequest, FhirResponse
 from santinel.storage.base import FhirRepository, WriteTransaction
@@ -186,6 +187,7 @@ def entry_request(
         params=tuple(parse_qsl(query, keep_blank_values=True)),
         headers={**headers, "prefer": "return=minimal"},
         body=dumps(resource) if resource is not None else b"",
+        principal=OPERATOR,
     )
 
 
@@ -203,8 +205,12 @@ def _resource_request(resource: JsonObject, body: bytes) -> FhirRequest:
     if not isinstance(rtype, str):
         raise BadRequest("The resource has no 'resourceType'.", expression=("resourceType",))
     if isinstance(rid, str):
-        return FhirRequest("PUT", (rtype, rid), headers={"prefer": "return=minimal"}, body=body)
-    return FhirRequest("POST", (rtype,), headers={"prefer": "return=minimal"}, body=body)
+        return FhirRequest(
+            "PUT", (rtype, rid), headers={"prefer": "return=minimal"}, body=body, principal=OPERATOR
+        )
+    return FhirRequest(
+        "POST", (rtype,), headers={"prefer": "return=minimal"}, body=body, principal=OPERATOR
+    )
 
 
 def _status(request: FhirRequest, response: FhirResponse) -> Status:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from santinel.auth.principal import Principal
 from santinel.errors import BadRequest, FhirError
 from santinel.fhir.json import JsonObject, dumps
 from santinel.fhir.resource_types import is_resource_type
@@ -44,14 +45,31 @@ class Entry:
     def is_conditional(self) -> bool:
         return len(self.path) == 1 and bool(self.params)
 
-    def as_request(self, base_url: str, prefer: str | None) -> FhirRequest:
+    def interaction(self) -> str:
+        """The R4 interaction this entry asks for (its access is checked as such)."""
+        conditional = "conditional-" if self.is_conditional else ""
+        match self.method:
+            case "POST":
+                return "create"
+            case "PUT":
+                return f"{conditional}update"
+            case "DELETE":
+                return f"{conditional}delete"
+            case "PATCH":
+                return f"{conditional}patch"
+            case _:
+                return "read" if len(self.path) == 2 else "search-type"
+
+    def as_request(
+        self, base_url: str, prefer: str | None, principal: Principal | None = None
+    ) -> FhirRequest:
         headers = dict(self.headers)
         if prefer:
             headers["prefer"] = prefer
         if self.resource is not None:
             headers["content-type"] = "application/fhir+json"
         body = dumps(self.resource) if self.resource is not None else b""
-        return FhirRequest(self.method, self.path, self.params, headers, body, base_url)
+        return FhirRequest(self.method, self.path, self.params, headers, body, base_url, principal)
 
 
 def raw_entries(bundle: JsonObject) -> list[Any]:

@@ -11,12 +11,13 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from santinel.errors import BadRequest, FhirError, PayloadTooLarge
-from santinel.fhir import validation
+from santinel.fhir import references, validation
 from santinel.fhir.bundle import bundle as make_bundle
 from santinel.fhir.json import JsonObject, parse_object
 from santinel.fhir.outcome import operation_outcome
 from santinel.fhir.resource import instant
-from santinel.services import transaction
+from santinel.services import guard, transaction
+from santinel.services.authn import unauthorized
 from santinel.services.bundle_entries import ORDER, Entry, entries_of, raw_entries
 from santinel.services.request import FhirRequest, FhirResponse
 from santinel.storage.base import WriteTransaction
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 
 async def process(service: FhirService, request: FhirRequest) -> FhirResponse:
+    if request.principal is None:
+        raise unauthorized()
     bundle = parse_object(request.body, "Bundle")
     if bundle.get("resourceType") != "Bundle":
         raise BadRequest("POST to the base URL takes a Bundle.", expression=("resourceType",))
@@ -67,6 +70,9 @@ async def _transaction(service: FhirService, request: FhirRequest) -> FhirRespon
         if isinstance(parsed, FhirError):
             raise parsed
         entries.append(parsed)
+    for entry in entries:
+        if entry.method not in ("GET", "HEAD"):  # reads are checked when they are replayed
+            _require_entry(request, entry)
 
     async def work(tx: WriteTransaction) -> dict[int, transaction.Outcome]:
         return await transaction.run(tx, entries)
@@ -84,7 +90,9 @@ async def _transaction(service: FhirService, request: FhirRequest) -> FhirRespon
 
 async def _replay(service: FhirService, request: FhirRequest, entry: Entry) -> JsonObject:
     try:
-        result = await service.handle(entry.as_request(request.base_url, request.header("prefer")))
+        result = await service.handle(
+            entry.as_request(request.base_url, request.header("prefer"), request.principal)
+        )
     except FhirError as error:
         return _error_entry(error)
     response: dict[str, Any] = {"status": _status(result.status)}
@@ -117,6 +125,22 @@ def _write_entry(request: FhirRequest, outcome: transaction.Outcome) -> JsonObje
             out["resource"] = parse_object(stored.body, "stored resource")
     out["response"] = response
     return out
+
+
+def _require_entry(request: FhirRequest, entry: Entry) -> None:
+    """Check a transaction write as if it came alone, and the searches it implies."""
+    try:
+        guard.require_unconfined(
+            guard.require(request.principal, entry.interaction(), entry.resource_type)
+        )
+        if "if-none-exist" in entry.headers or entry.is_conditional:
+            guard.require(request.principal, "search-type", entry.resource_type)
+        for reference in references.references(entry.resource or {}):
+            target, question, _ = reference.partition("?")
+            if question and "://" not in target:
+                guard.require(request.principal, "search-type", target)
+    except FhirError as error:
+        raise transaction.at(entry, error) from None
 
 
 def _error_entry(error: FhirError) -> JsonObject:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from santinel.crypto.jwt import KeyRing
+from santinel.services.authn import Authenticator
 from santinel.services.dispatch import FhirService
 from santinel.services.oauth.keys import load_keyring
 from santinel.settings import Settings
@@ -20,6 +21,7 @@ class Container:
     service: FhirService
     auth_store: SqlAuthStore
     keyring: KeyRing
+    authenticator: Authenticator
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Container:
@@ -35,7 +37,9 @@ class Container:
             raise
         auth_store = SqlAuthStore(repository.reader, repository.writer)
         keyring = await load_keyring(auth_store)
-        return cls(settings, repository, FhirService(repository, settings), auth_store, keyring)
+        service = FhirService(repository, settings)
+        authenticator = Authenticator(keyring, auth_store)
+        return cls(settings, repository, service, auth_store, keyring, authenticator)
 
     async def close(self) -> None:
         await self.repository.close()

@@ -9,7 +9,16 @@ from __future__ import annotations
 from santinel import __version__
 from santinel.errors import MethodNotAllowed, NotFound, UnknownResourceType
 from santinel.fhir.resource_types import is_resource_type
-from santinel.services import bundles, capability, history, instance, patch, search, type_level
+from santinel.services import (
+    bundles,
+    capability,
+    guard,
+    history,
+    instance,
+    patch,
+    search,
+    type_level,
+)
 from santinel.services.request import FhirRequest, FhirResponse
 from santinel.services.search import SearchLimits
 from santinel.settings import Settings
@@ -67,6 +76,12 @@ def path_shape(path: tuple[str, ...]) -> str:
     return "/".join(shape)
 
 
+# Interactions whose handlers check access themselves (per type or per entry), or need none.
+UNGUARDED = frozenset({"capabilities", "search-system", "transaction"})
+# Interactions that apply a compartment or v2 restriction inside their query.
+CONFINABLE = frozenset({"search-type", "search-compartment", "read", "vread", "history-instance"})
+
+
 class FhirService:
     def __init__(self, repository: FhirRepository, settings: Settings) -> None:
         self.repository = repository
@@ -86,6 +101,20 @@ class FhirService:
             raise NotFound("No FHIR interaction is defined at this URL.")
         return await self._run(interaction, request)
 
+    async def _unguarded(
+        self, interaction: str, request: FhirRequest, limits: SearchLimits
+    ) -> FhirResponse:
+        match interaction:
+            case "capabilities":
+                statement = capability.statement(request.base_url, __version__, ROUTES)
+                return FhirResponse(200, statement)
+            case "search-system" if request.param("_getpages") is not None:
+                return await search.next_page(self.repository, request, limits)
+            case "search-system":
+                return await search.search_system(self.repository, request, limits)
+            case _:  # transaction or batch: every entry is checked
+                return await bundles.process(self, request)
+
     async def _run(self, interaction: str, request: FhirRequest) -> FhirResponse:
         repo, settings, path = self.repository, self.settings, request.path
         rtype = ResourceType(path[0]) if path else None
@@ -97,25 +126,21 @@ class FhirService:
             settings.max_include_depth,
             settings.max_chain_depth,
         )
+        if interaction in UNGUARDED:
+            return await self._unguarded(interaction, request, limits)
+        target = path[2] if interaction == "search-compartment" else (rtype or "*")
+        decision = guard.require(request.principal, interaction, target)
+        if interaction not in CONFINABLE:
+            guard.require_unconfined(decision)
         match interaction:
-            case "search-system" if request.param("_getpages") is not None:
-                return await search.next_page(repo, request, limits)
-            case "search-system":
-                return await search.search_system(repo, request, limits)
-            case "transaction":
-                return await bundles.process(self, request)
             case "conditional-patch" if rtype:
                 return await patch.patch_conditional(repo, request, rtype)
-            case "capabilities":
-                return FhirResponse(
-                    200, capability.statement(request.base_url, __version__, ROUTES)
-                )
             case "history-system":
                 return await history.history(repo, request, None, None, count)
             case "history-type":
                 return await history.history(repo, request, rtype, None, count)
             case "search-type" if rtype:
-                return await search.search_type(repo, request, rtype, limits)
+                return await search.search_type(repo, request, rtype, limits, decision=decision)
             case "create" if rtype:
                 return await type_level.create(repo, request, rtype)
             case "conditional-update" if rtype:
@@ -123,7 +148,10 @@ class FhirService:
             case "conditional-delete" if rtype:
                 return await type_level.conditional_delete(repo, request, rtype)
         rid = instance.checked_id(path[1])
-        assert rtype is not None
+        if rtype is None:
+            raise NotFound("No FHIR interaction is defined at this URL.")
+        if interaction in ("read", "vread", "history-instance"):
+            await search.require_visible(repo, decision, rtype, rid)
         match interaction:
             case "read":
                 return await instance.read(repo, request, rtype, rid)
@@ -134,7 +162,9 @@ class FhirService:
             case "patch":
                 return await patch.patch_instance(repo, request, rtype, rid)
             case "search-compartment":
-                return await search.search_type(repo, request, path[2], limits, (rtype, rid))
+                return await search.search_type(
+                    repo, request, path[2], limits, (rtype, rid), decision=decision
+                )
             case "history-instance":
                 return await history.history(repo, request, rtype, rid, count)
             case _:  # vread

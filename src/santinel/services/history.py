@@ -10,7 +10,7 @@ from santinel.fhir.bundle import Link, bundle
 from santinel.fhir.dates import parse_period
 from santinel.fhir.json import parse_object
 from santinel.fhir.resource import instant
-from santinel.services.request import FhirRequest, FhirResponse
+from santinel.services.request import FhirRequest, FhirResponse, is_digits
 from santinel.storage.base import FhirRepository, HistoryQuery, StoredVersion
 from santinel.types import ResourceId, ResourceType
 
@@ -20,7 +20,7 @@ def page_size(request: FhirRequest, default: int, maximum: int) -> int:
     value = request.param("_count")
     if value is None:
         return default
-    if not value.isdigit():
+    if not is_digits(value):
         raise InvalidSearch("_count must be a non-negative integer.", expression=("_count",))
     return max(1, min(int(value), maximum))
 
@@ -53,7 +53,8 @@ def _query(
     cursor = request.param("_page")
     before = after = None
     if cursor:
-        if cursor[:1] not in ("a", "b") or not cursor[1:].isdigit():
+        # Sequences are 64-bit integers in storage: longer numbers were never issued.
+        if cursor[:1] not in ("a", "b") or not is_digits(cursor[1:]) or len(cursor) > 19:
             raise BadRequest("The _page cursor is not one this server issued.")
         before, after = (int(cursor[1:]), None) if cursor[0] == "b" else (None, int(cursor[1:]))
     at_period = parse_period(at) if at else None

@@ -14,11 +14,15 @@ from santinel.fhir.subsetting import select_elements, summarize
 from santinel.services.request import (
     FhirRequest,
     FhirResponse,
+    is_digits,
     parse_etag,
     version_headers,
 )
 from santinel.storage.base import FhirRepository, StoredVersion, WriteTransaction
 from santinel.types import ResourceId, ResourceType, VersionId
+
+# Versions are 32-bit integers in storage; a longer number cannot name one (and must not reach SQL).
+MAX_VERSION_DIGITS = 9
 
 
 def checked_id(value: str) -> ResourceId:
@@ -47,7 +51,7 @@ async def vread(
     rid: ResourceId,
     version: str,
 ) -> FhirResponse:
-    if not version.isdigit():
+    if not is_digits(version) or len(version) > MAX_VERSION_DIGITS:
         raise NotFound(f"{rtype}/{rid} has no version '{version[:20]}'.")
     stored = await repository.vread(rtype, rid, VersionId(int(version)))
     if stored is None:

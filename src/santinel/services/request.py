@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from santinel.auth.principal import Principal
 from santinel.errors import BadRequest
 from santinel.fhir.resource import http_date
 from santinel.storage.base import StoredVersion
@@ -24,6 +25,7 @@ class FhirRequest:
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
     base_url: str = ""  # the FHIR base as the client sees it, without a trailing slash
+    principal: Principal | None = None  # who asks (None: nobody authenticated → 401)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -71,12 +73,17 @@ def version_url(base_url: str, stored: StoredVersion) -> str:
     return f"{base_url}/{stored.resource_type}/{stored.resource_id}/_history/{stored.version}"
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only: `str.isdigit` also accepts '²' or '٣', which `int()` then refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_etag(value: str, header: str = "If-Match") -> int:
     """The version number in an ETag (`W/"3"`, `"3"` or `3`)."""
     text = value.strip()
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit():
+    if not is_digits(text):
         raise BadRequest(f'{header} must be an ETag such as W/"3".', expression=(header,))
     return int(text)

@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from santinel.auth.policy import AccessDecision
 from santinel.errors import InvalidSearch, Issue, NotFound
 from santinel.fhir.bundle import Link, bundle
 from santinel.fhir.json import parse_object
 from santinel.fhir.outcome import operation_outcome
 from santinel.fhir.search import registry
-from santinel.fhir.search.query import AnyOf, Criterion, Limits, SearchQuery, parse_query
+from santinel.fhir.search.query import Criterion, Limits, SearchQuery, parse_query
 from santinel.fhir.subsetting import select_elements, summarize
-from santinel.services.request import FhirRequest, FhirResponse
+from santinel.services import guard
+from santinel.services.authn import unauthorized
+from santinel.services.request import FhirRequest, FhirResponse, is_digits
 from santinel.storage.base import FhirRepository, StoredVersion
 
 NOT_FORWARDED = frozenset({"_format", "_pretty", "_getpages", "_offset"})
@@ -36,11 +39,16 @@ async def search_type(
     rtype: str,
     limits: SearchLimits,
     compartment: tuple[str, str] | None = None,
+    *,
+    decision: AccessDecision | None = None,
 ) -> FhirResponse:
     params = [(n, v) for n, v in request.params if n not in NOT_FORWARDED]
     query = parse_query(rtype, params, Limits(limits.max_chain_depth))
     if compartment is not None:
-        query.conditions.append(_compartment_condition(compartment, rtype))
+        query.conditions.append(guard.compartment_condition(compartment, rtype))
+    guard.constrain(
+        query, decision or guard.require(request.principal, "search-type", rtype), request.principal
+    )
     _refuse_ignored_if_strict(request, query)
     ids = await repo.search_ids(query, limits.max_results + 1)
     complete = len(ids) <= limits.max_results
@@ -49,7 +57,7 @@ async def search_type(
     self_url = _url(request, _scope_path(rtype, compartment), params)
     snapshot = None
     if len(refs) > limits.page_size:
-        snapshot = await repo.save_snapshot(rtype, self_url, refs, complete)
+        snapshot = await repo.save_snapshot(rtype, self_url, refs, complete, owner(request))
     return await _page(repo, request, query, refs, 0, limits, total, self_url, snapshot)
 
 
@@ -68,6 +76,9 @@ async def search_system(
         if registry.param(rtype, "_id") is None:
             raise InvalidSearch(f"_type: '{rtype[:64]}' is not a resource type.")
         query = parse_query(rtype, params, Limits(limits.max_chain_depth))
+        decision = guard.require(request.principal, "search-type", rtype)
+        guard.require_unconfined(decision)
+        guard.constrain(query, decision, request.principal)
         _refuse_ignored_if_strict(request, query)
         ids = await repo.search_ids(query, limits.max_results + 1 - len(refs))
         refs += [f"{rtype}/{i}" for i in ids]
@@ -76,7 +87,7 @@ async def search_system(
     total = len(refs) if complete else None
     self_url = _url(request, "", [*params, ("_type", ",".join(types))])
     snapshot = (
-        await repo.save_snapshot(None, self_url, refs, complete)
+        await repo.save_snapshot(None, self_url, refs, complete, owner(request))
         if len(refs) > limits.page_size
         else None
     )
@@ -89,14 +100,21 @@ async def next_page(
     """`GET [base]?_getpages=ID&_offset=N`: a page of a stored result snapshot."""
     snapshot_id = request.param("_getpages") or ""
     offset_text = request.param("_offset") or "0"
-    if not offset_text.isdigit():
+    if not is_digits(offset_text):
         raise InvalidSearch("_offset must be a non-negative integer.")
+    if request.principal is None:
+        raise unauthorized()
     snapshot = await repo.load_snapshot(snapshot_id)
-    if snapshot is None:
+    if snapshot is None or snapshot.owner != owner(request):
+        # another principal's result is as unknown as a missing one
         raise NotFound("This search result has expired or never existed; run the search again.")
     original = parse_qsl(snapshot.query.partition("?")[2], keep_blank_values=True)
     rtype = snapshot.resource_type or "Resource"
     query = parse_query(rtype, original) if snapshot.resource_type else SearchQuery(rtype)
+    if snapshot.resource_type:
+        # the principal's rights may have changed since the first page: check them again
+        decision = guard.require(request.principal, "search-type", rtype)
+        guard.constrain(query, decision, request.principal)
     total = snapshot.total if snapshot.complete else None
     return await _page(
         repo,
@@ -111,21 +129,26 @@ async def next_page(
     )
 
 
-def _compartment_condition(compartment: tuple[str, str], rtype: str) -> AnyOf:
-    kind, owner = compartment
-    codes = registry.compartment_params(kind, rtype)
-    if not codes:
-        raise NotFound(f"{rtype} is not part of the {kind} compartment.")
-    alternatives = []
-    for code in codes:
-        param = registry.param(rtype, code)
-        if param is not None:
-            alternatives.append(
-                Criterion(
-                    rtype, param, kind if param.type == "reference" else None, (f"{kind}/{owner}",)
-                )
-            )
-    return AnyOf(tuple(alternatives))
+def owner(request: FhirRequest) -> str:
+    """Whom a result snapshot belongs to: its pages are served to that principal only."""
+    p = request.principal
+    return "|".join((p.client_id, p.patient or "", p.user or "")) if p else ""
+
+
+async def require_visible(
+    repo: FhirRepository, decision: AccessDecision, rtype: str, rid: str
+) -> None:
+    """For confined access, a resource outside the compartment or the v2 restrictions is
+    answered exactly like a missing one (404)."""
+    conditions = guard.confinement(decision, rtype)
+    if not conditions:
+        return
+    id_param = registry.param(rtype, "_id")
+    if id_param is None:
+        raise NotFound(f"{rtype}/{rid} is not known.")
+    query = SearchQuery(rtype, [Criterion(rtype, id_param, None, (rid,)), *conditions])
+    if not await repo.search_ids(query, 1):
+        raise NotFound(f"{rtype}/{rid} is not known.")
 
 
 def _refuse_ignored_if_strict(request: FhirRequest, query: SearchQuery) -> None:

@@ -59,7 +59,7 @@ async def run(tx: WriteTransaction, entries: list[Entry]) -> dict[int, Outcome]:
         try:
             outcomes[entry.index] = await _apply(tx, entry, plan)
         except FhirError as error:
-            raise _at(entry, error) from None
+            raise at(entry, error) from None
     return outcomes
 
 
@@ -68,7 +68,7 @@ async def _target(tx: WriteTransaction, entry: Entry, plan: Plan) -> None:
     try:
         target = await _find_target(tx, entry, plan)
     except FhirError as error:
-        raise _at(entry, error) from None
+        raise at(entry, error) from None
     plan.targets[entry.index] = target
     if target is not None and entry.full_url:
         plan.mapping[entry.full_url] = f"{target[0]}/{target[1]}"
@@ -129,7 +129,7 @@ async def _resolve_conditional_references(tx: WriteTransaction, entry: Entry, pl
         found = await match_ids(tx, ResourceType(rtype), criteria_from(parse_qsl(query)))
         if len(found) != 1:
             problem = "no resource" if not found else "several resources"
-            raise _at(
+            raise at(
                 entry,
                 PreconditionFailed(
                     f"The conditional reference '{reference[:100]}' matches {problem}.",
@@ -178,7 +178,7 @@ def _rewritten(entry: Entry, plan: Plan) -> JsonObject:
     return dict(resource)
 
 
-def _at(entry: Entry, error: FhirError) -> FhirError:
+def at(entry: Entry, error: FhirError) -> FhirError:
     """The same error, naming the entry that caused it."""
     return dataclasses.replace(
         error,

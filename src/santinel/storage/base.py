@@ -65,6 +65,7 @@ class Snapshot:
     total: int
     complete: bool  # False when the result was cut at the configured maximum
     ids: list[str]
+    owner: str = ""  # the principal whose search this is; pages go to no one else
 
 
 class WriteTransaction(Protocol):
@@ -127,7 +128,7 @@ class FhirRepository(Protocol):
     ) -> list[tuple[str, str]]: ...
 
     async def save_snapshot(
-        self, resource_type: str | None, query: str, ids: list[str], complete: bool
+        self, resource_type: str | None, query: str, ids: list[str], complete: bool, owner: str
     ) -> str: ...
 
     async def load_snapshot(self, snapshot_id: str) -> Snapshot | None: ...

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import os
 import re
 import time
@@ -10,10 +12,12 @@ from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, unquote
 
 from starlette.applications import Starlette
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from santinel.auth.principal import Principal
 from santinel.errors import FhirError, PayloadTooLarge
 from santinel.logging import get_logger
 from santinel.services.container import Container
@@ -24,6 +28,7 @@ from santinel.web.headers import SecurityHeadersMiddleware
 from santinel.web.responses import error_response, fhir_response, internal_error_response
 
 log = get_logger("santinel.http")
+
 REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 FORM = "application/x-www-form-urlencoded"
 FHIR_PREFIX = "/fhir/"
@@ -88,6 +93,8 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
             request.headers.get("accept"), _last(url_params, "_format")
         )
         fhir_request = await to_fhir_request(request, settings, url_params)
+        principal = await authenticate(request, container, settings)
+        fhir_request = dataclasses.replace(fhir_request, principal=principal)
         result = await container.service.handle(fhir_request)
         status = result.status
         response = fhir_response(
@@ -127,6 +134,20 @@ def _last(params: list[tuple[str, str]], name: str) -> str | None:
         if key == name:
             found = value
     return found
+
+
+async def authenticate(
+    request: Request, container: Container, settings: Settings
+) -> Principal | None:
+    """The caller of a request bearing an access token; None without one (the service layer
+    then answers 401 wherever data is asked for). A token that fails verification is 401 here."""
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        return None
+    endpoints = oauth.endpoints_for(request, settings)
+    return await container.authenticator.principal(
+        authorization, endpoints.issuer, endpoints.fhir_base
+    )
 
 
 async def to_fhir_request(
@@ -171,8 +192,12 @@ def fhir_path(request: Request) -> tuple[str, ...]:
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing (413) as soon as it is known to exceed `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared is None and "transfer-encoding" not in request.headers:
-        return b""  # neither header: the request has no body (RFC 9112 §6.3)
+    if (
+        declared is None
+        and "transfer-encoding" not in request.headers
+        and request.scope.get("http_version") in ("1.0", "1.1")
+    ):
+        return b""  # HTTP/1.x without either header: the request has no body (RFC 9112 §6.3)
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     chunks: list[bytes] = []
@@ -188,7 +213,26 @@ async def read_body(request: Request, limit: int) -> bytes:
 def base_url(request: Request, settings: Settings) -> str:
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
-    return f"{request.url.scheme}://{request.url.netloc}/fhir"
+    scope = request.scope
+    host = next((value for key, value in scope["headers"] if key == b"host"), None)
+    server = scope.get("server")
+    return _base_url(scope.get("scheme", "http"), host, tuple(server) if server else None)
+
+
+@functools.lru_cache(maxsize=256)
+def _base_url(scheme: str, host: bytes | None, server: tuple[str, int] | None) -> str:
+    """Starlette's own reading of scheme, Host header and server address (its URL class),
+    computed once per distinct triple instead of building and splitting a URL per request."""
+    url = URL(
+        scope={
+            "scheme": scheme,
+            "server": server,
+            "path": "/",
+            "query_string": b"",
+            "headers": [(b"host", host)] if host is not None else [],
+        }
+    )
+    return f"{url.scheme}://{url.netloc}/fhir"
 
 
 def _request_id(request: Request) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from santinel.errors import FhirError
@@ -53,7 +53,7 @@ class _Step:
 def extract(resource: Mapping[str, Any]) -> list[ExtractedValue]:
     """Every index value of `resource` (a FHIR resource as parsed JSON), without duplicates."""
     resource_type = resource.get("resourceType")
-    if not isinstance(resource_type, str):
+    if not isinstance(resource_type, str) or not params_for(resource_type):
         return []
     present = _present(resource)
     found: dict[ExtractedValue, None] = {}
@@ -130,7 +130,7 @@ def _present(resource: Mapping[str, Any]) -> set[str]:
     return names
 
 
-@cache
+@lru_cache(maxsize=4096)  # bounded: keys come from clients
 def _element_names(key: str) -> tuple[str, ...]:
     """`valueQuantity` → (`valueQuantity`, `value`): a key and the choice elements it may be."""
     name = key.removeprefix("_")

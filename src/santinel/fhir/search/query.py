@@ -86,7 +86,14 @@ class AnyOf:
     conditions: tuple[Condition, ...]
 
 
-Condition = Criterion | Chained | Reverse | AnyOf
+@dataclass(frozen=True)
+class AllOf:
+    """Conditions that must all hold (a v2 scope restriction with several criteria)."""
+
+    conditions: tuple[Condition, ...]
+
+
+Condition = Criterion | Chained | Reverse | AnyOf | AllOf
 
 
 @dataclass(frozen=True)

@@ -70,13 +70,20 @@ def definition_count() -> int:
     return int(_data()["count"])
 
 
-@cache
+EMPTY: Mapping[str, SearchParam] = MappingProxyType({})
+
+
 def params_for(resource_type: str) -> Mapping[str, SearchParam]:
     """Code → parameter for a resource type, inherited ones included; empty for unknown types."""
+    if resource_type not in _data()["resourceTypes"]:
+        return EMPTY  # not cached: the name may come from a client
+    return _params_for(resource_type)
+
+
+@cache
+def _params_for(resource_type: str) -> Mapping[str, SearchParam]:
     data = _data()
-    parent = data["resourceTypes"].get(resource_type)
-    if parent is None:
-        return MappingProxyType({})
+    parent = data["resourceTypes"][resource_type]
     bases = ["Resource"] + (["DomainResource"] if parent == "DomainResource" else [])
     found: dict[str, SearchParam] = {}
     for base in [*bases, resource_type]:

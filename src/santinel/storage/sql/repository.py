@@ -25,7 +25,7 @@ from santinel.storage.base import (
 from santinel.storage.sql import dialects, migrations
 from santinel.storage.sql.point_reads import Unavailable, point_reader
 from santinel.storage.sql.search import executor
-from santinel.storage.sql.search.indexing import replace_index
+from santinel.storage.sql.search.indexing import IndexBuffer
 from santinel.storage.sql.tables import resource, resource_history
 from santinel.types import ResourceId, ResourceType, VersionId
 
@@ -40,6 +40,8 @@ class SqlWriteTransaction:
         self.connection = connection
         self._lock_rows = dialects.lock_clause(connection.dialect.name)
         self._last_updated = 0
+        self._index = IndexBuffer()
+        self._history: list[dict[str, Any]] = []
 
     async def current(
         self, resource_type: ResourceType, resource_id: ResourceId
@@ -89,28 +91,26 @@ class SqlWriteTransaction:
             )
             if result.rowcount != 1:
                 raise _RetryWrite
-        await replace_index(
-            self.connection,
+        self._index.replace(
             resource_type,
             resource_id,
             stamped,
             had_rows=previous is not None and not previous.deleted,
         )
-        inserted = await self.connection.execute(
-            insert(resource_history)
-            .values(res_type=resource_type, res_id=resource_id, method=method, **row)
-            .returning(resource_history.c.seq)
+        self._history.append(
+            {"res_type": resource_type, "res_id": resource_id, "method": method, **row}
         )
         return StoredVersion(
-            resource_type,
-            resource_id,
-            version,
-            last_updated,
-            body is None,
-            body,
-            method,
-            inserted.scalar_one(),
+            resource_type, resource_id, version, last_updated, body is None, body, method
         )
+
+    async def flush(self) -> None:
+        """Send the batched history and index rows (a unique version per resource is checked
+        here: a concurrent writer makes the insert fail and the whole transaction retry)."""
+        if self._history:
+            await self.connection.execute(insert(resource_history), self._history)
+            self._history = []
+        await self._index.flush(self.connection)
 
     async def serialize_on(self, key: str) -> None:
         await dialects.serialize_on(self.connection, key)
@@ -118,6 +118,7 @@ class SqlWriteTransaction:
     async def find_ids(
         self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
     ) -> list[ResourceId]:
+        await self.flush()  # a search inside the transaction sees what it wrote
         return await _find_ids(self.connection, resource_type, criteria, limit)
 
     def _next_timestamp(self) -> int:
@@ -195,7 +196,10 @@ class SqlRepository:
         for attempt in range(MAX_WRITE_ATTEMPTS):
             try:
                 async with self.writer.begin() as connection:
-                    return await work(SqlWriteTransaction(connection))
+                    tx = SqlWriteTransaction(connection)
+                    result = await work(tx)
+                    await tx.flush()
+                    return result
             except (_RetryWrite, IntegrityError):
                 pass
             except DBAPIError as exc:
@@ -239,10 +243,12 @@ class SqlRepository:
             return await run(connection, page, include, limit)
 
     async def save_snapshot(
-        self, resource_type: str | None, query: str, ids: list[str], complete: bool
+        self, resource_type: str | None, query: str, ids: list[str], complete: bool, owner: str
     ) -> str:
         async with self.writer.begin() as connection:
-            return await executor.save_snapshot(connection, resource_type, query, ids, complete)
+            return await executor.save_snapshot(
+                connection, resource_type, query, ids, complete, owner
+            )
 
     async def load_snapshot(self, snapshot_id: str) -> Snapshot | None:
         async with self.reader.connect() as connection:

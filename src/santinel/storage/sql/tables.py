@@ -165,6 +165,7 @@ search_snapshot = Table(
     Column("total", Integer, nullable=False),
     Column("complete", Boolean, nullable=False),
     Column("ids", LargeBinary, nullable=False),
+    Column("owner", String(200), nullable=False, server_default=""),
     Index("ix_search_snapshot_created", "created_us"),
 )
 

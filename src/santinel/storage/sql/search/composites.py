@@ -13,7 +13,7 @@ from sqlalchemy import and_, or_
 from santinel.errors import InvalidSearch
 from santinel.fhir.dates import parse_period
 from santinel.fhir.search.escaping import split_unescaped, unescape
-from santinel.fhir.search.normalize import normalize
+from santinel.fhir.search.normalize import MAX_INDEXED, normalize
 from santinel.fhir.search.prefixes import parse_number, split_prefix
 from santinel.fhir.search.registry import SearchParam
 from santinel.fhir.search.values import (
@@ -33,6 +33,11 @@ from santinel.storage.sql.search.tokens import system_code
 from santinel.storage.sql.tables import MAX_COMPONENTS, search_composite
 
 MAX_ROWS_PER_ELEMENT = 64  # bound the cartesian product of one element's component values
+# Every row carries every component column: one multi-row INSERT needs the same keys in all rows
+# (composites of different shapes, e.g. token$token and token$quantity, share the table).
+EMPTY_ROW: dict[str, Any] = {
+    c.name: None for c in search_composite.columns if c.name[:1] == "c" and c.name[1:2].isdigit()
+}
 
 
 def rows(param: SearchParam, value: CompositeValue) -> Iterator[dict[str, Any]]:
@@ -42,7 +47,7 @@ def rows(param: SearchParam, value: CompositeValue) -> Iterator[dict[str, Any]]:
     if len(codes) != len(param.components) or not all(by_component):
         return
     for combination in itertools.islice(itertools.product(*by_component), MAX_ROWS_PER_ELEMENT):
-        row: dict[str, Any] = {"param": value.param}
+        row: dict[str, Any] = {"param": value.param, **EMPTY_ROW}
         for n, component in enumerate(combination, start=1):
             row.update(_columns(n, component))
         yield row
@@ -53,16 +58,17 @@ def _columns(n: int, value: IndexValue) -> dict[str, Any]:
         case TokenValue():
             return {
                 f"c{n}_system": value.system,
-                f"c{n}_code": value.code,
-                f"c{n}_text": value.text,
+                f"c{n}_code": _clip(value.code),
+                f"c{n}_text": _clip(value.text),
             }
-        case QuantityValue():
+        case QuantityValue():  # the unit in `text`: `||unit` matches code or unit, as elsewhere
             return {
                 f"c{n}_system": value.system,
-                f"c{n}_code": value.code,
+                f"c{n}_code": _clip(value.code),
                 f"c{n}_value": value.value,
                 f"c{n}_low": value.low,
                 f"c{n}_high": value.high,
+                f"c{n}_text": _clip(value.unit),
             }
         case NumberValue():
             return {f"c{n}_value": value.value, f"c{n}_low": value.low, f"c{n}_high": value.high}
@@ -75,6 +81,10 @@ def _columns(n: int, value: IndexValue) -> dict[str, Any]:
             return {f"c{n}_code": target[:255], f"c{n}_text": value.url[:255]}
         case _:
             return {}
+
+
+def _clip(text: str | None) -> str | None:
+    return text[:MAX_INDEXED] if text is not None else None
 
 
 def condition(param: SearchParam, values: tuple[str, ...]) -> Any:
@@ -102,13 +112,7 @@ def _part(n: int, component_type: str, text: str) -> Any:
         case "token":
             return system_code(text, col[f"c{n}_system"], col[f"c{n}_code"])
         case "quantity" | "number":
-            pieces = [unescape(p) for p in split_unescaped(text, "|")]
-            clause = compare(parse_number(pieces[0]), col[f"c{n}_value"])
-            if len(pieces) == 3 and pieces[2]:
-                clause = and_(clause, col[f"c{n}_code"] == pieces[2])
-                if pieces[1]:
-                    clause = and_(clause, col[f"c{n}_system"] == pieces[1])
-            return clause
+            return _quantity(n, text)
         case "date":
             prefix, rest = split_prefix(text)
             period = parse_period(rest)
@@ -120,3 +124,18 @@ def _part(n: int, component_type: str, text: str) -> Any:
         case _:  # reference
             target = unescape(text)
             return or_(col[f"c{n}_code"] == target, col[f"c{n}_text"] == target)
+
+
+def _quantity(n: int, text: str) -> Any:
+    """`number[|system|code]`, as a quantity parameter: `||unit` matches the code or the unit."""
+    col = search_composite.c
+    pieces = [unescape(p) for p in split_unescaped(text, "|")]
+    if len(pieces) not in (1, 3):
+        raise InvalidSearch(f"'{text[:60]}' is not a quantity (number|system|code).")
+    clause = compare(parse_number(pieces[0]), col[f"c{n}_value"])
+    if len(pieces) == 1 or not pieces[2]:
+        return clause
+    system, code = pieces[1], pieces[2][:MAX_INDEXED]
+    if system:
+        return and_(clause, col[f"c{n}_system"] == system, col[f"c{n}_code"] == code)
+    return and_(clause, or_(col[f"c{n}_code"] == code, col[f"c{n}_text"] == code))

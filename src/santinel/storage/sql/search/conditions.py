@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, false, or_, select, true
+from sqlalchemy import Table, and_, false, or_, select, true
 
 from santinel.errors import InvalidSearch
 from santinel.fhir.dates import parse_date_criterion
-from santinel.fhir.search.escaping import unescape
-from santinel.fhir.search.query import AnyOf, Chained, Condition, Criterion, Reverse
+from santinel.fhir.search.escaping import split_unescaped, unescape
+from santinel.fhir.search.query import AllOf, AnyOf, Chained, Condition, Criterion, Reverse
 from santinel.storage.sql.search import (
     composites,
     dates,
@@ -57,6 +57,8 @@ def compile_condition(condition: Condition, alias: Any) -> Any:
             return alias.c.res_id.in_(_reverse_ids(condition))
         case AnyOf():
             return or_(*(compile_condition(c, alias) for c in condition.conditions))
+        case AllOf():
+            return and_(*(compile_condition(c, alias) for c in condition.conditions))
 
 
 def _criterion(criterion: Criterion, alias: Any) -> Any:
@@ -64,6 +66,8 @@ def _criterion(criterion: Criterion, alias: Any) -> Any:
     if code == "_id":
         return _id_condition(alias, modifier, values)
     if code == "_lastUpdated":
+        if modifier == "missing":
+            return _always_present(values)
         return or_(*(parse_date_criterion(v).condition(alias.c.last_updated) for v in values))
     if modifier == "missing":
         return _missing(criterion, alias)
@@ -129,12 +133,27 @@ def _index_ids(table: Table, resource_type: str, param: str, condition: Any) -> 
 
 
 def _id_condition(alias: Any, modifier: str | None, values: tuple[str, ...]) -> Any:
-    ids = [unescape(v) for v in values if v]
+    if modifier == "missing":
+        return _always_present(values)
+    ids = [i for i in map(_plain_id, values) if i]
     if modifier == "not":
         return alias.c.res_id.notin_(ids)
-    if modifier == "missing":
-        return false() if values[0] == "true" else true()
     return alias.c.res_id.in_(ids)
+
+
+def _plain_id(value: str) -> str | None:
+    """`id` or `|id` (a token without system): ids have no system, `system|id` matches none."""
+    parts = split_unescaped(value, "|")
+    if len(parts) == 1:
+        return unescape(value)
+    return unescape(parts[1]) if len(parts) == 2 and not parts[0] else None
+
+
+def _always_present(values: tuple[str, ...]) -> Any:
+    """`:missing` on what every resource has (`_id`, `_lastUpdated`)."""
+    if values[0] not in ("true", "false"):
+        raise InvalidSearch(":missing takes true or false.")
+    return false() if values[0] == "true" else true()
 
 
 def _missing(criterion: Criterion, alias: Any) -> Any:

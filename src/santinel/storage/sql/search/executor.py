@@ -105,6 +105,7 @@ async def save_snapshot(
     query: str,
     ids: list[str],
     complete: bool,
+    owner: str,
 ) -> str:
     now = now_micros()
     await connection.execute(
@@ -120,6 +121,7 @@ async def save_snapshot(
             total=len(ids),
             complete=complete,
             ids=orjson.dumps(ids),
+            owner=owner,
         )
     )
     return snapshot_id
@@ -136,4 +138,5 @@ async def load_snapshot(connection: AsyncConnection, snapshot_id: str) -> Snapsh
     ).first()
     if row is None:
         return None
-    return Snapshot(row.id, row.res_type, row.query, row.total, row.complete, orjson.loads(row.ids))
+    ids = orjson.loads(row.ids)
+    return Snapshot(row.id, row.res_type, row.query, row.total, row.complete, ids, row.owner)

@@ -8,6 +8,7 @@ from sqlalchemy import and_, or_
 
 from santinel.errors import InvalidSearch
 from santinel.fhir.search.escaping import split_unescaped, unescape
+from santinel.fhir.search.normalize import MAX_INDEXED
 from santinel.fhir.search.prefixes import NumberCriterion, parse_number
 from santinel.storage.sql.tables import search_number, search_quantity
 
@@ -30,9 +31,9 @@ def _quantity(value: str) -> Any:
     if len(parts) == 3:
         system, code = parts[1], parts[2]
         if system:
-            clause = and_(clause, t.system == system, t.code == code)
+            clause = and_(clause, t.system == system, t.code == code[:MAX_INDEXED])
         elif code:
-            clause = and_(clause, or_(t.code == code, t.unit == code))
+            clause = and_(clause, or_(t.code == code[:MAX_INDEXED], t.unit == code))
     return clause
 
 

@@ -1,12 +1,12 @@
-"""Reference parameters: `id`, `Type/id`, absolute URLs, `:[type]`, `:identifier`
-(R4 `search.html#reference`)."""
+"""Reference parameters: `id`, `Type/id`, absolute URLs, canonicals with or without `|version`,
+`:[type]`, `:identifier` (R4 `search.html#reference`)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, func, or_
 
 from santinel.fhir.search.escaping import unescape
 from santinel.fhir.search.registry import SearchParam
@@ -25,12 +25,24 @@ def _one(param: SearchParam, type_modifier: str | None, value: str) -> Any:
     t = search_reference.c
     typed = TYPED.fullmatch(value)
     if "://" in value or value.startswith("urn:"):
-        url_match = t.url == value.split("|", 1)[0]
+        url_match = _url(value)
         if typed:
             return or_(url_match, and_(t.target_type == typed["type"], t.target_id == typed["id"]))
         return url_match
+    if "|" in value:  # a relative canonical with its version, `Library/x|1.0`
+        return t.url == value
     if typed:
         return and_(t.target_type == typed["type"], t.target_id == typed["id"])
     if type_modifier:
         return and_(t.target_type == type_modifier, t.target_id == value)
     return t.target_id == value
+
+
+def _url(value: str) -> Any:
+    """A canonical `url|version` matches that version only; `url` matches the url as written
+    and every version of it (`url|1.0`, `url|2.0`)."""
+    t = search_reference.c
+    if "|" in value:
+        return t.url == value
+    versioned = value + "|"
+    return or_(t.url == value, func.substr(t.url, 1, len(versioned)) == versioned)

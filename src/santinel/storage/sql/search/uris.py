@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import or_
 
 from santinel.fhir.search.escaping import unescape
+from santinel.fhir.search.normalize import MAX_INDEXED
 from santinel.storage.sql.search.strings import prefix_between
 from santinel.storage.sql.tables import search_uri
 
@@ -16,12 +17,13 @@ def condition(modifier: str | None, values: tuple[str, ...]) -> Any:
 
 
 def _one(modifier: str | None, value: str) -> Any:
+    """URIs are indexed on their first MAX_INDEXED characters, and compared on as many."""
     t = search_uri.c
     if modifier == "below":
-        return prefix_between(t.value, value)
+        return prefix_between(t.value, value[:MAX_INDEXED])
     if modifier == "above":
-        return t.value.in_(_ancestors(value))
-    return t.value == value
+        return t.value.in_([a[:MAX_INDEXED] for a in _ancestors(value)])
+    return t.value == value[:MAX_INDEXED]
 
 
 def _ancestors(value: str) -> list[str]:

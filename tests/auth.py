@@ -1,0 +1,81 @@
+"""Access tokens for tests: a confidential client registered in the test database, and an
+`httpx.Auth` that fetches (and renews) a token from the server's real token endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncGenerator, Generator
+
+import httpx
+
+from santinel.cli.store import auth_store
+from santinel.crypto.secrets import random_token, token_digest
+from santinel.settings import Settings
+from santinel.storage.auth_records import ClientRecord
+
+FULL_ACCESS = "system/*.cruds"
+
+
+def register_client(
+    settings: Settings, scope: str = FULL_ACCESS, tier: str = "internal"
+) -> tuple[str, str]:
+    """A new client_secret_basic client; (client_id, secret)."""
+    secret = random_token()
+    record = ClientRecord(
+        client_id=uuid.uuid4().hex,
+        name="tests",
+        tier=tier,
+        scope=scope,
+        auth_method="client_secret_basic",
+        secret_digest=token_digest(secret),
+        created_us=int(time.time() * 1_000_000),
+    )
+
+    async def add() -> None:
+        async with auth_store(settings) as store:
+            await store.add_client(record)
+
+    asyncio.run(add())
+    return record.client_id, secret
+
+
+class BearerAuth(httpx.Auth):
+    """Adds `Authorization: Bearer …`, getting a new token shortly before the old one expires."""
+
+    def __init__(
+        self, token_url: str, client_id: str, secret: str, scope: str = FULL_ACCESS
+    ) -> None:
+        self.token_url = token_url
+        self.credentials = (client_id, secret)
+        self.scope = scope
+        self._token = ""
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            if time.monotonic() > self._expires - 30:
+                response = httpx.post(
+                    self.token_url,
+                    auth=self.credentials,
+                    data={"grant_type": "client_credentials", "scope": self.scope},
+                )
+                response.raise_for_status()
+                body = response.json()
+                self._token = body["access_token"]
+                self._expires = time.monotonic() + body["expires_in"]
+            return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # the token is fetched with a (short) blocking call, then cached for every task
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        yield request
