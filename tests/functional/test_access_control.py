@@ -205,3 +205,15 @@ def test_a_disabled_client_loses_access(server: LiveServer, backend_settings: Se
         while http.get("/Patient", params={"_count": 1}).status_code != 401:
             assert time.monotonic() < deadline, "the disabled client still gets data"
             time.sleep(0.2)
+
+
+def test_conditional_writes_need_search_rights(
+    server: LiveServer, backend_settings: Settings
+) -> None:
+    with client_with(server, backend_settings, "system/Patient.cu") as writer:
+        assert writer.post("/Patient", json={"resourceType": "Patient"}).status_code == 201
+        oracle = writer.post(
+            "/Patient", json={"resourceType": "Patient"}, headers={"If-None-Exist": "family=Secret"}
+        )
+        assert_outcome(oracle, 403)
+        assert_outcome(writer.put("/Patient?family=Secret", json={"resourceType": "Patient"}), 403)

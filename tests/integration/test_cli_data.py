@@ -178,7 +178,7 @@ def test_load_ndjson_reports_the_broken_line_and_exits_1(store: Store, tmp_path:
     assert store.read("Patient", "nd-5") is not None
 
 
-def test_load_transaction_bundle_entry_by_entry(store: Store, tmp_path: Path) -> None:
+def test_load_runs_a_transaction_bundle_as_one_transaction(store: Store, tmp_path: Path) -> None:
     write_json(tmp_path / "old.json", {**PATIENT, "id": "to-delete"})
     assert santinel("load", str(tmp_path / "old.json"), *store.args).exit_code == 0
     patient_url = "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"
@@ -216,6 +216,12 @@ def test_load_transaction_bundle_entry_by_entry(store: Store, tmp_path: Path) ->
     assert result.exit_code == 1
     assert "Bundle.entry[4]" in result.output
     assert "birthDate" in result.output
+    # all or nothing: the invalid entry kept every other entry from applying
+    assert store.read("Patient", "put-1") is None
+    assert not store.read("Patient", "to-delete").deleted  # type: ignore[union-attr]
+    bundle["entry"] = bundle["entry"][:4]  # type: ignore[index]
+    result = santinel("load", str(write_json(tmp_path / "bundle.json", bundle)), *store.args)
+    assert result.exit_code == 0, result.output
     assert store.read("Patient", "put-1") is not None
     deleted = store.read("Patient", "to-delete")
     assert deleted is not None

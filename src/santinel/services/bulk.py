@@ -14,6 +14,7 @@ so every rule of the REST API (ids, conditional requests, validation) applies to
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,7 +35,8 @@ Status = Literal["created", "updated", "deleted", "unchanged", "rejected"]
 # Bundles whose meaning is the Bundle itself: stored whole, as a Bundle resource.
 WHOLE_BUNDLE_TYPES = frozenset({"document", "message"})
 # R4 `http.html#trules`: a transaction processes deletes, then creates, then updates.
-TRANSACTION_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2}
+# What a transaction-response entry's status says the entry did.
+STATUS_BY_CODE: dict[str, Status] = {"201": "created", "200": "updated", "204": "deleted"}
 REQUEST_HEADERS = {
     "ifMatch": "if-match",
     "ifNoneMatch": "if-none-match",
@@ -127,9 +129,11 @@ async def submit_bundle(
     entries = bundle.get("entry")
     if not isinstance(entries, list):
         return
-    order = list(range(len(entries)))
     if bundle.get("type") == "transaction":
-        order.sort(key=lambda i: TRANSACTION_ORDER.get(_entry_method(entries[i]), 3))
+        for item in await _transaction(service, bundle, len(entries)):
+            yield item
+        return
+    order = list(range(len(entries)))
     aliases = _known_aliases(entries)
     planned = _planned_ids(entries)
     for index, rid in planned.items():
@@ -148,6 +152,45 @@ async def submit_bundle(
         if isinstance(full_url, str) and outcome.reference and outcome.status != "rejected":
             aliases[full_url] = outcome.reference
         yield index, outcome
+
+
+async def _transaction(
+    service: FhirService, bundle: JsonObject, size: int
+) -> list[tuple[int, ImportOutcome]]:
+    """A transaction Bundle runs as one, through the same service as `POST [base]`: every entry
+    applies or none does."""
+    request = FhirRequest(
+        "POST",
+        (),
+        headers={"prefer": "return=minimal", "content-type": "application/fhir+json"},
+        body=dumps(bundle),
+        principal=OPERATOR,
+    )
+    try:
+        response = await service.handle(request)
+    except FhirError as error:
+        failed = _rejected(error)
+        skipped = ImportOutcome("rejected", diagnostics=("not applied: the transaction failed",))
+        culprit = _failing_entry(error)
+        return [(i, failed if i == culprit or culprit is None else skipped) for i in range(size)]
+    answers = (response.resource or {}).get("entry", [])
+    return [(i, _transaction_outcome(answer)) for i, answer in enumerate(answers)]
+
+
+def _failing_entry(error: FhirError) -> int | None:
+    for text in (*error.expression, error.diagnostics):
+        found = re.search(r"Bundle\.entry\[(\d+)\]", text)
+        if found:
+            return int(found[1])
+    return None
+
+
+def _transaction_outcome(answer: JsonObject) -> ImportOutcome:
+    response = answer.get("response") or {}
+    code = str(response.get("status", "")).split(" ", 1)[0]
+    location = str(response.get("location", ""))
+    reference = "/".join(location.split("/")[:2]) if location else None
+    return ImportOutcome(STATUS_BY_CODE.get(code, "unchanged"), reference)
 
 
 def entry_request(

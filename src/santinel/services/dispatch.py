@@ -132,6 +132,9 @@ class FhirService:
         decision = guard.require(request.principal, interaction, target)
         if interaction not in CONFINABLE:
             guard.require_unconfined(decision)
+        if interaction.startswith("conditional-") or request.header("if-none-exist"):
+            # a condition is a search: without search rights it would be an existence oracle
+            guard.require(request.principal, "search-type", target)
         match interaction:
             case "conditional-patch" if rtype:
                 return await patch.patch_conditional(repo, request, rtype)
