@@ -21,7 +21,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
 from santinel.errors import BadRequest, FhirError
-from santinel.fhir import validation
+from santinel.fhir import references, validation
 from santinel.fhir.json import JsonObject, dumps, parse_object
 from santinel.fhir.resource import new_id
 from santinel.services.dispatch import FhirService
@@ -202,7 +202,7 @@ def entry_request(
     if resource is not None and not isinstance(resource, dict):
         raise BadRequest("The entry's resource must be a JSON object.")
     if isinstance(resource, dict) and aliases:
-        resource = _rewrite_references(resource, aliases)
+        resource = references.rewrite(resource, aliases.get)
     if isinstance(resource, dict) and planned_id is not None:
         resource = {**resource, "id": planned_id}
         return _resource_request(resource, dumps(resource))
@@ -334,16 +334,3 @@ def _planned_ids(entries: list[Any]) -> dict[int, str]:
         if creates:
             planned[index] = new_id()
     return planned
-
-
-def _rewrite_references(node: Any, aliases: dict[str, str]) -> Any:
-    """A copy of `node` where every `reference` naming an alias points at the stored resource."""
-    if isinstance(node, dict):
-        out = {key: _rewrite_references(value, aliases) for key, value in node.items()}
-        reference = node.get("reference")
-        if isinstance(reference, str) and reference in aliases:
-            out["reference"] = aliases[reference]
-        return out
-    if isinstance(node, list):
-        return [_rewrite_references(item, aliases) for item in node]
-    return node
