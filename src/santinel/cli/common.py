@@ -12,14 +12,14 @@ from santinel.settings import Settings
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Directory of the embedded SQLite database [env SANTINEL_DATA_DIR]."
+        "--data-dir", help="Directory of the embedded SQLite database (env SANTINEL_DATA_DIR)."
     ),
 ]
 DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="PostgreSQL URL, e.g. postgresql://user@host/db [env SANTINEL_DATABASE_URL].",
+        help="PostgreSQL URL, e.g. postgresql://user@host/db (env SANTINEL_DATABASE_URL).",
     ),
 ]
 

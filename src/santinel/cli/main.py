@@ -28,8 +28,8 @@ console = Console(stderr=True)
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address [env SANTINEL_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port [env SANTINEL_PORT].")] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (env SANTINEL_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (env SANTINEL_PORT).")] = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
     demo_on_first_start: Annotated[
