@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
+from santinel.services.container import Container
 from santinel.storage.sql import migrations
 from santinel.storage.sql.repository import SqlRepository
 
@@ -31,3 +34,33 @@ def upgrade(data_dir: DataDirOption = None, database_url: DatabaseUrlOption = No
 
     asyncio.run(run())
     console.print(f"Database schema at {migrations.head_revision()}.")
+
+
+@app.command()
+def reindex(
+    batch: Annotated[int, typer.Option(help="Resources per transaction.")] = 500,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Rebuild every search index row from the stored resources (after a definitions change)."""
+    settings = make_settings(data_dir=data_dir, database_url=database_url)
+
+    async def run() -> int:
+        container = await Container.open(settings)
+        done = 0
+        try:
+            total = await container.repository.live_count()
+            with Progress(console=console) as progress:
+                task = progress.add_task("Reindexing", total=total)
+                after = await container.repository.reindex_batch(None, batch)
+                while after is not None:
+                    done = min(done + batch, total)
+                    progress.update(task, completed=done)
+                    after = await container.repository.reindex_batch(after, batch)
+                progress.update(task, completed=total)
+            return total
+        finally:
+            await container.close()
+
+    total = asyncio.run(run())
+    console.print(f"Reindexed {total} resources.")

@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, exists, func, insert, select, update
+import orjson
+from sqlalchemy import Select, and_, exists, func, insert, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -103,6 +104,10 @@ class SqlWriteTransaction:
         return StoredVersion(
             resource_type, resource_id, version, last_updated, body is None, body, method
         )
+
+    def reindex(self, resource_type: str, resource_id: str, body: bytes) -> None:
+        """Rebuild the index rows of a stored current version (`santinel db reindex`)."""
+        self._index.replace(resource_type, resource_id, orjson.loads(body), had_rows=True)
 
     async def flush(self) -> None:
         """Send the batched history and index rows (a unique version per resource is checked
@@ -281,6 +286,33 @@ class SqlRepository:
         has_older = more if going_back else True
         has_newer = (query.before_sequence is not None) if going_back else more
         return HistoryPage(versions, has_older, has_newer, total)
+
+    async def live_count(self) -> int:
+        query = select(func.count()).select_from(resource).where(resource.c.deleted.is_(False))
+        async with self.reader.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
+
+    async def reindex_batch(
+        self, after: tuple[str, str] | None, size: int
+    ) -> tuple[str, str] | None:
+        """Rebuild the index rows of the next `size` live resources after `after` (in (type, id)
+        order) in one transaction; the last (type, id) done, or None when there are no more."""
+        query = (
+            select(resource.c.res_type, resource.c.res_id, resource.c.body)
+            .where(resource.c.deleted.is_(False))
+            .order_by(resource.c.res_type, resource.c.res_id)
+            .limit(size)
+        )
+        if after is not None:
+            query = query.where(tuple_(resource.c.res_type, resource.c.res_id) > after)
+
+        async def work(tx: SqlWriteTransaction) -> tuple[str, str] | None:
+            rows = list(await tx.connection.execute(query))
+            for row in rows:
+                tx.reindex(row.res_type, row.res_id, row.body)
+            return (rows[-1].res_type, rows[-1].res_id) if rows else None
+
+        return await self.run_write(work)
 
     # -- operations -----------------------------------------------------------------------
     async def is_empty(self) -> bool:
