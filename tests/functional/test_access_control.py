@@ -217,3 +217,25 @@ def test_conditional_writes_need_search_rights(
         )
         assert_outcome(oracle, 403)
         assert_outcome(writer.put("/Patient?family=Secret", json={"resourceType": "Patient"}), 403)
+
+
+def test_included_resources_of_types_outside_the_scopes_are_left_out(
+    reader: httpx.Client, client: httpx.Client
+) -> None:
+    t = uuid.uuid4().hex[:10]
+    client.put(f"/Practitioner/pr{t}", json={"resourceType": "Practitioner", "id": f"pr{t}"})
+    client.put(
+        f"/Patient/pp{t}",
+        json={
+            "resourceType": "Patient",
+            "id": f"pp{t}",
+            "generalPractitioner": [{"reference": f"Practitioner/pr{t}"}],
+        },
+    )
+    params = {"_id": f"pp{t}", "_include": "Patient:general-practitioner"}
+    full = client.get("/Patient", params=params).json()
+    assert [e["search"]["mode"] for e in full["entry"]] == ["match", "include"]
+    limited = reader.get("/Patient", params=params).json()
+    assert [e["resource"]["resourceType"] for e in limited["entry"]] == ["Patient"]
+    wildcard = reader.get("/Patient", params={"_id": f"pp{t}", "_include": "*"}).json()
+    assert [e["resource"]["resourceType"] for e in wildcard["entry"]] == ["Patient"]

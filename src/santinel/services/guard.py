@@ -42,6 +42,15 @@ def require(principal: Principal | None, interaction: str, resource_type: str) -
     return decision
 
 
+def may_read(principal: Principal | None, resource_type: str) -> bool:
+    """Whether `principal` reads `resource_type` unconfined (included resources are not
+    filtered by compartment yet, so confined access does not get them)."""
+    if principal is None:
+        return False
+    decision = authorize(principal, "read", resource_type)
+    return decision.allowed and decision.compartment is None and not decision.filters
+
+
 def require_unconfined(decision: AccessDecision) -> None:
     """Refuse compartment- or filter-confined access on paths that cannot apply it yet."""
     if decision.compartment is not None or decision.filters:

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from santinel.auth.policy import AccessDecision
+from santinel.auth.principal import Principal
 from santinel.errors import InvalidSearch, Issue, NotFound
 from santinel.fhir.bundle import Link, bundle
 from santinel.fhir.json import parse_object
@@ -188,7 +189,7 @@ async def _page(
     entries = [_entry(request.base_url, v, "match", query) for v in matches]
     entries += [
         _entry(request.base_url, v, "include", query)
-        for v in await _includes(repo, query, matches, limits)
+        for v in await _includes(repo, query, matches, limits, request.principal)
     ]
     if query.ignored:
         entries.append(_ignored_entry(query.ignored))
@@ -201,8 +202,14 @@ async def _page(
 
 
 async def _includes(
-    repo: FhirRepository, query: SearchQuery, matches: list[StoredVersion], limits: SearchLimits
+    repo: FhirRepository,
+    query: SearchQuery,
+    matches: list[StoredVersion],
+    limits: SearchLimits,
+    principal: Principal | None,
 ) -> list[StoredVersion]:
+    """Included resources the principal may read: `_include` targets and `*` sources can be of
+    any type, so each one is checked here, where they are fetched, not only the named types."""
     seen: set[tuple[str, str]] = {(v.resource_type, v.resource_id) for v in matches}
     found: list[StoredVersion] = []
     frontier: list[tuple[str, str]] = list(seen)
@@ -218,7 +225,7 @@ async def _includes(
             if budget <= 0:
                 break
             for ref in await repo.include_refs(frontier, include, reverse, budget):
-                if ref not in seen:
+                if ref not in seen and guard.may_read(principal, ref[0]):
                     seen.add(ref)
                     round_refs.append(ref)
         if not round_refs:
