@@ -97,3 +97,13 @@ def test_refresh_may_only_narrow_scopes() -> None:
     granted = parse_scopes("patient/Observation.rs patient/Patient.r openid")
     asked = parse_scopes("patient/Observation.r patient/Condition.rs openid fhirUser")
     assert granted.narrowed_to(asked).text == "patient/Observation.r openid"
+
+
+def test_passwords_are_hashed_with_argon2id_and_checked() -> None:
+    from santinel.crypto.secrets import hash_password, verify_password
+
+    stored = hash_password("correct horse")
+    assert stored.startswith("$argon2id$")
+    assert verify_password(stored, "correct horse")
+    assert not verify_password(stored, "wrong")
+    assert not verify_password(None, "correct horse")  # unknown user: same work, refused

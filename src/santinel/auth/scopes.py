@@ -60,9 +60,6 @@ class Scopes:
     def text(self) -> str:
         return " ".join([*(s.text() for s in self.resources), *sorted(self.others)])
 
-    def contexts(self) -> frozenset[str]:
-        return frozenset(s.context for s in self.resources)
-
     def narrowed_to(self, requested: Scopes) -> Scopes:
         """The scopes of `requested` that these scopes grant (a refresh or a client's request
         may only narrow what was granted)."""
