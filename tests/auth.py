@@ -11,8 +11,10 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from santinel.cli.store import auth_store
+from santinel.auth.scopes import parse_scopes
+from santinel.cli.store import auth_store, grant_store
 from santinel.crypto.secrets import random_token, token_digest
+from santinel.services.oauth.users import new_user
 from santinel.settings import Settings
 from santinel.storage.auth_records import ClientRecord
 
@@ -40,6 +42,47 @@ def register_client(
 
     asyncio.run(add())
     return record.client_id, secret
+
+
+def register_public_client(
+    settings: Settings, redirect_uris: list[str], scope: str, tier: str = "internal"
+) -> str:
+    """A public client (browser or mobile app: no secret, PKCE) with its redirect URIs."""
+    record = ClientRecord(
+        client_id=uuid.uuid4().hex,
+        name="Test SMART app",
+        tier=tier,
+        scope=parse_scopes(scope).text,
+        auth_method="none",
+        redirect_uris=tuple(redirect_uris),
+        created_us=int(time.time() * 1_000_000),
+    )
+
+    async def add() -> None:
+        async with auth_store(settings) as store:
+            await store.add_client(record)
+
+    asyncio.run(add())
+    return record.client_id
+
+
+def register_user(
+    settings: Settings,
+    username: str,
+    password: str,
+    fhir_user: str | None = None,
+    *,
+    totp: bool = False,
+) -> str:
+    """A user who signs in on the authorization pages; returns the user id."""
+    record = new_user(username, password, fhir_user, totp=totp)
+
+    async def add() -> None:
+        async with grant_store(settings) as store:
+            await store.add_user(record)
+
+    asyncio.run(add())
+    return record.user_id
 
 
 class BearerAuth(httpx.Auth):

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     search_timeout_seconds: float = Field(
         10.0, gt=0, description="Time budget of one search query; beyond it → 422 `too-costly`."
     )
+    cors_origins: str = Field(
+        "",
+        description="Extra browser origins allowed by CORS, comma-separated "
+        "(the origins of registered clients' redirect URIs are always allowed).",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
     demo_patients: int = Field(
         25, ge=0, description="Synthetic patients loaded by `--demo-on-first-start`."

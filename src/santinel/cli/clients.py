@@ -17,6 +17,7 @@ from santinel.auth.scopes import parse_scopes
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
 from santinel.cli.store import auth_store
 from santinel.crypto.secrets import random_token, token_digest
+from santinel.services.oauth.jwks_fetch import JwksUnavailable, check_url
 from santinel.storage.auth_records import ClientRecord
 
 app = typer.Typer(help="OAuth clients.", no_args_is_help=True)
@@ -52,6 +53,13 @@ def add(
     jwks = jwks_file.read_text() if jwks_file else None
     if jwks is not None:
         _check_jwks(jwks)
+    if jwks_url is not None:
+        try:
+            check_url(jwks_url)
+        except JwksUnavailable:
+            raise typer.BadParameter(
+                "--jwks-url must be https (plain http only for 127.0.0.1, localhost or ::1)"
+            ) from None
     client_secret = random_token() if secret else None
     record = ClientRecord(
         client_id=uuid.uuid4().hex,

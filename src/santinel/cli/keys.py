@@ -10,6 +10,7 @@ from rich.console import Console
 
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
 from santinel.cli.store import auth_store
+from santinel.services.oauth.keys import KEY_REFRESH_SECONDS
 from santinel.services.oauth.keys import rotate as rotate_key
 
 app = typer.Typer(help="Signing keys.", no_args_is_help=True)
@@ -32,4 +33,7 @@ def rotate(
             return await rotate_key(store, alg)
 
     kid = asyncio.run(run())
-    console.print(f"New signing key {kid}. Running servers pick it up when they restart.")
+    console.print(
+        f"New signing key {kid}. Running servers sign with it within "
+        f"{KEY_REFRESH_SECONDS:g} seconds."
+    )

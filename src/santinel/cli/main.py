@@ -1,4 +1,4 @@
-"""`santinel`: serve, db, load, demo."""
+"""`santinel`: serve, db, load, demo, clients, users, launch, keys."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from santinel.cli import clients, data, db, keys
+from santinel.cli import clients, data, db, keys, users
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
 from santinel.cli.demo_client import ensure_demo_client, instructions
 from santinel.logging import configure
@@ -21,6 +21,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(clients.app, name="clients")
 app.add_typer(keys.app, name="keys")
+app.add_typer(users.app, name="users")
+app.command("launch")(users.launch)
 app.command("load")(data.load)
 app.command("demo")(data.demo)
 console = Console(stderr=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,21 @@ class SigningKey:
 
 @dataclass
 class KeyRing:
+    """Shared by every signer and verifier of a process; `replace` swaps its keys in place (a
+    reload from the store), so holders of the ring never need a new object."""
+
     keys: list[SigningKey] = field(default_factory=list)
+    # Told when a token names a kid this ring has never held (another node may have rotated):
+    # the key refresher sets it to schedule a reload. Never raises into the verifier.
+    on_unknown_kid: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def replace(self, keys: Iterable[SigningKey]) -> None:
+        """Swap the whole set at once: readers see either the old list or the new one."""
+        self.keys = list(keys)
+
+    def unknown_kid(self, kid: str) -> None:
+        if self.on_unknown_kid is not None and all(k.kid != kid for k in self.keys):
+            self.on_unknown_kid(kid)
 
     @property
     def current(self) -> SigningKey:
@@ -69,9 +83,9 @@ class KeyRing:
         moment = int(time.time()) if now is None else now
         return [k for k in self.keys if k.retire_after is None or k.retire_after > moment]
 
-    def jwks(self) -> dict[str, Any]:
+    def jwks(self, now: int | None = None) -> dict[str, Any]:
         """The public keys that still verify: what `/.well-known/jwks.json` serves."""
-        return {"keys": [k.key.as_dict(private=False) for k in self.verifying()]}
+        return {"keys": [k.key.as_dict(private=False) for k in self.verifying(now)]}
 
     def sign(self, claims: Mapping[str, Any], typ: str) -> str:
         key = self.current
@@ -96,7 +110,10 @@ class Verifier:
             raise InvalidToken("unexpected typ")
         if header.get("alg") not in self.algorithms or FORBIDDEN_HEADERS & set(header):
             raise InvalidToken("unexpected header")
-        key = next((k for k in self.keyring.verifying(moment) if k.kid == header.get("kid")), None)
+        kid = header.get("kid")
+        key = next((k for k in self.keyring.verifying(moment) if k.kid == kid), None)
+        if key is None and isinstance(kid, str) and kid:
+            self.keyring.unknown_kid(kid)
         if key is None or key.alg != header.get("alg"):
             raise InvalidToken("unknown key")
         try:

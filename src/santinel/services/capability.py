@@ -47,6 +47,7 @@ def statement(
         "rest": [
             {
                 "mode": "server",
+                "security": security(base_url),
                 "resource": [
                     _resource(t, type_interactions, implemented) for t in sorted(RESOURCE_TYPES)
                 ],
@@ -60,6 +61,38 @@ def statement(
                     for p in registry.params_for("Resource").values()
                     if p.code not in NOT_SUPPORTED_COMMON and p.type != "special"
                 ],
+            }
+        ],
+    }
+
+
+def security(base_url: str) -> dict[str, Any]:
+    """SMART on FHIR's `oauth-uris` extension: where clients such as the Python `fhirclient`
+    find the authorization server (they do not read `.well-known/smart-configuration`)."""
+    issuer = base_url.removesuffix("/fhir")
+    uris = {
+        "authorize": f"{issuer}/oauth/authorize",
+        "token": f"{issuer}/oauth/token",
+        "introspect": f"{issuer}/oauth/introspect",
+        "revoke": f"{issuer}/oauth/revoke",
+    }
+    return {
+        "cors": True,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": k, "valueUri": v} for k, v in uris.items()],
             }
         ],
     }

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from santinel.crypto.jwt import KeyRing
 from santinel.services.authn import Authenticator
 from santinel.services.dispatch import FhirService
-from santinel.services.oauth.keys import load_keyring
+from santinel.services.oauth import jwks_fetch
+from santinel.services.oauth.jwks_fetch import JwksFetcher
+from santinel.services.oauth.keys import KEY_REFRESH_SECONDS, KeyRefresher, load_keyring
 from santinel.settings import Settings
 from santinel.storage.sql import migrations
 from santinel.storage.sql.auth_store import SqlAuthStore
+from santinel.storage.sql.grant_store import SqlGrantStore
 from santinel.storage.sql.repository import SqlRepository
 
 
@@ -20,11 +23,22 @@ class Container:
     repository: SqlRepository
     service: FhirService
     auth_store: SqlAuthStore
+    grant_store: SqlGrantStore
     keyring: KeyRing
     authenticator: Authenticator
+    key_refresher: KeyRefresher
+    jwks_fetcher: JwksFetcher
 
     @classmethod
-    async def open(cls, settings: Settings, *, migrate: bool = True) -> Container:
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        migrate: bool = True,
+        key_refresh_seconds: float = KEY_REFRESH_SECONDS,
+    ) -> Container:
+        """Open the database and build the services; `key_refresh_seconds` is how often the
+        signing keys are reloaded from the store (a rotation by another process or node)."""
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         repository = SqlRepository(
@@ -36,12 +50,31 @@ class Container:
             await repository.close()
             raise
         auth_store = SqlAuthStore(repository.reader, repository.writer)
-        keyring = await load_keyring(auth_store)
+        try:
+            keyring = await load_keyring(auth_store)
+        except BaseException:
+            await repository.close()
+            raise
         service = FhirService(repository, settings)
         authenticator = Authenticator(keyring, auth_store)
-        return cls(settings, repository, service, auth_store, keyring, authenticator)
+        key_refresher = KeyRefresher(auth_store, keyring, interval=key_refresh_seconds)
+        key_refresher.start()
+        jwks_fetcher = JwksFetcher()
+        jwks_fetch.attach(auth_store, jwks_fetcher)
+        return cls(
+            settings,
+            repository,
+            service,
+            auth_store,
+            SqlGrantStore(repository.reader, repository.writer),
+            keyring,
+            authenticator,
+            key_refresher,
+            jwks_fetcher,
+        )
 
     async def close(self) -> None:
+        await self.key_refresher.close()
         await self.repository.close()
 
 

@@ -27,3 +27,61 @@ class KeyRecord:
     private_pem: bytes
     created_us: int
     retire_after_us: int | None = None
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    username: str
+    password_hash: str  # argon2id
+    fhir_user: str | None = None  # "Patient/123", "Practitioner/456"
+    totp_secret: str | None = None  # base32; set when the user enrolled a second factor
+    disabled: bool = False
+    created_us: int = 0
+
+
+@dataclass(frozen=True)
+class AuthzRequestRecord:
+    """A browser's authorization request between `/oauth/authorize` and its redirect."""
+
+    request_digest: str
+    csrf_digest: str
+    params: str  # JSON of the validated request (client, redirect, scope, state, PKCE, launch)
+    user_id: str | None
+    patient: str | None
+    failures: int
+    expires_us: int
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    grant_id: str
+    client_id: str
+    user_id: str
+    scope: str
+    context: str  # JSON: patient, encounter, fhirUser
+    created_us: int
+    expires_us: int
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    code_digest: str
+    grant_id: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    expires_us: int
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    token_digest: str
+    grant_id: str
+    client_id: str
+    scope: str
+    expires_us: int
+    used: bool = False

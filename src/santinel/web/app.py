@@ -24,6 +24,7 @@ from santinel.services.container import Container
 from santinel.services.request import FhirRequest
 from santinel.settings import Settings
 from santinel.web import negotiation, oauth
+from santinel.web.cors import CorsMiddleware, origin_of
 from santinel.web.headers import SecurityHeadersMiddleware
 from santinel.web.responses import error_response, fhir_response, internal_error_response
 
@@ -77,7 +78,15 @@ def create_app(settings: Settings, container: Container | None = None) -> Starle
         Route("/fhir", fhir_endpoint, methods=methods),
         Route("/fhir/{path:path}", fhir_endpoint, methods=methods),
     ]
+
+    async def allowed_origins() -> frozenset[str]:
+        configured = {o.strip().lower() for o in settings.cors_origins.split(",") if o.strip()}
+        clients = await current().auth_store.clients()
+        registered = {origin_of(uri) for c in clients if not c.disabled for uri in c.redirect_uris}
+        return frozenset(configured | {o for o in registered if o})
+
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(CorsMiddleware, origins=allowed_origins)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 
@@ -93,7 +102,7 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
             request.headers.get("accept"), _last(url_params, "_format")
         )
         fhir_request = await to_fhir_request(request, settings, url_params)
-        principal = await authenticate(request, container, settings)
+        principal = await authenticate(request, container, settings, fhir_request.base_url)
         fhir_request = dataclasses.replace(fhir_request, principal=principal)
         result = await container.service.handle(fhir_request)
         status = result.status
@@ -137,16 +146,22 @@ def _last(params: list[tuple[str, str]], name: str) -> str | None:
 
 
 async def authenticate(
-    request: Request, container: Container, settings: Settings
+    request: Request, container: Container, settings: Settings, fhir_base: str | None = None
 ) -> Principal | None:
     """The caller of a request bearing an access token; None without one (the service layer
-    then answers 401 wherever data is asked for). A token that fails verification is 401 here."""
+    then answers 401 wherever data is asked for). A token that fails verification is 401 here.
+
+    The token must be for this server as `oauth.endpoints_for` (which issues them) names it:
+    audience = the FHIR base, issuer = that base without `/fhir`. `base_url` (`fhir_base`, when
+    the caller has it already) reads the same settings, scheme, Host header and server address
+    with Starlette's URL rules, cached per distinct triple instead of building a URL per request.
+    """
     authorization = request.headers.get("authorization")
     if authorization is None:
         return None
-    endpoints = oauth.endpoints_for(request, settings)
+    audience = fhir_base if fhir_base is not None else base_url(request, settings)
     return await container.authenticator.principal(
-        authorization, endpoints.issuer, endpoints.fhir_base
+        authorization, audience.removesuffix("/fhir"), audience
     )
 
 

@@ -1,26 +1,64 @@
-"""OAuth 2 and SMART discovery endpoints: token, JWKS, `.well-known/smart-configuration`.
+"""OAuth 2 / SMART / OpenID endpoints: token, introspection, revocation, JWKS and discovery.
 
 Responses follow RFC 6749 §5 (`Cache-Control: no-store`, JSON errors with `error` codes) and
-never echo secrets or assertions back.
+never echo secrets, assertions or tokens back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from santinel.services.container import Container
+from santinel.services.oauth import introspection
+from santinel.services.oauth.context import Endpoints, OAuthContext
 from santinel.services.oauth.errors import InvalidRequest, OAuthError
-from santinel.services.oauth.token import Endpoints, token
+from santinel.services.oauth.token import GRANT_TYPES, token
 from santinel.settings import Settings
+from santinel.web import authorize
+from santinel.web.forms import FormError, read_pairs, single_values
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-MAX_FORM_BYTES = 64 * 1024
+AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post"]
+SCOPES_SUPPORTED = [
+    "openid",
+    "fhirUser",
+    "launch",
+    "launch/patient",
+    "launch/encounter",
+    "offline_access",
+    "online_access",
+    "patient/*.rs",
+    "patient/*.cruds",
+    "user/*.rs",
+    "user/*.cruds",
+    "system/*.rs",
+    "system/*.cruds",
+]
+SMART_CAPABILITIES = [
+    "launch-ehr",
+    "launch-standalone",
+    "authorize-post",
+    "client-public",
+    "client-confidential-symmetric",
+    "client-confidential-asymmetric",
+    "context-ehr-patient",
+    "context-ehr-encounter",
+    "context-standalone-patient",
+    "permission-offline",
+    "permission-online",
+    "permission-patient",
+    "permission-user",
+    "permission-v1",
+    "permission-v2",
+    "sso-openid-connect",
+]
+
+Handler = Callable[[OAuthContext, Mapping[str, str], str | None], Awaitable[dict[str, Any] | None]]
 
 
 def endpoints_for(request: Request, settings: Settings) -> Endpoints:
@@ -37,39 +75,67 @@ def smart_configuration(endpoints: Endpoints) -> dict[str, Any]:
     """SMART App Launch 2.x §Discovery: what this authorization server supports (only that)."""
     return {
         "issuer": endpoints.issuer,
-        "jwks_uri": f"{endpoints.issuer}/.well-known/jwks.json",
+        "jwks_uri": endpoints.jwks_url,
+        "authorization_endpoint": endpoints.authorize_url,
         "token_endpoint": endpoints.token_url,
-        "token_endpoint_auth_methods_supported": [
-            "private_key_jwt",
-            "client_secret_basic",
-            "client_secret_post",
-        ],
+        "introspection_endpoint": endpoints.introspection_url,
+        "revocation_endpoint": endpoints.revocation_url,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "grant_types_supported": ["client_credentials"],
-        "scopes_supported": ["system/*.cruds", "system/*.rs"],
-        "response_types_supported": [],
+        "grant_types_supported": list(GRANT_TYPES),
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
-        "capabilities": ["client-confidential-asymmetric", "client-confidential-symmetric"],
+        "capabilities": SMART_CAPABILITIES,
+    }
+
+
+def openid_configuration(endpoints: Endpoints) -> dict[str, Any]:
+    """OpenID Connect Discovery 1.0 §3 for the `openid fhirUser` part of SMART."""
+    return {
+        "issuer": endpoints.issuer,
+        "authorization_endpoint": endpoints.authorize_url,
+        "token_endpoint": endpoints.token_url,
+        "jwks_uri": endpoints.jwks_url,
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "ES384"],
+        "scopes_supported": ["openid", "fhirUser"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "code_challenge_methods_supported": ["S256"],
+        "grant_types_supported": list(GRANT_TYPES),
     }
 
 
 def routes(current: Callable[[], Container], settings: Settings) -> list[Route]:
-    async def token_endpoint(request: Request) -> Response:
-        try:
-            form = await _form(request)
-            body = await token(
-                current().auth_store,
-                current().keyring,
-                endpoints_for(request, settings),
-                form,
-                request.headers.get("authorization"),
-            )
-        except OAuthError as error:
-            headers = dict(NO_STORE)
-            if error.status == 401:
-                headers["WWW-Authenticate"] = 'Basic realm="santinel"'
-            return JSONResponse(error.body(), status_code=error.status, headers=headers)
-        return JSONResponse(body, headers=NO_STORE)
+    def context(request: Request) -> OAuthContext:
+        c = current()
+        return OAuthContext(
+            c.auth_store, c.grant_store, c.keyring, endpoints_for(request, settings)
+        )
+
+    def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                form = await _form(request)
+                body = await handler(context(request), form, request.headers.get("authorization"))
+            except OAuthError as error:
+                headers = dict(NO_STORE)
+                if error.status == 401:
+                    headers["WWW-Authenticate"] = 'Basic realm="santinel"'
+                return JSONResponse(error.body(), status_code=error.status, headers=headers)
+            if body is None:  # revocation: an empty 200 (RFC 7009 §2.2)
+                return Response(status_code=200, headers=NO_STORE)
+            return JSONResponse(body, headers=NO_STORE)
+
+        return run
+
+    async def revoke(
+        ctx: OAuthContext, form: Mapping[str, str], authorization: str | None
+    ) -> dict[str, Any] | None:
+        await introspection.revoke(ctx, form, authorization)
+        return None
 
     async def jwks(_request: Request) -> Response:
         return JSONResponse(current().keyring.jwks(), headers={"Cache-Control": "max-age=60"})
@@ -77,24 +143,22 @@ def routes(current: Callable[[], Container], settings: Settings) -> list[Route]:
     async def smart(request: Request) -> Response:
         return JSONResponse(smart_configuration(endpoints_for(request, settings)))
 
+    async def openid(request: Request) -> Response:
+        return JSONResponse(openid_configuration(endpoints_for(request, settings)))
+
     return [
-        Route("/oauth/token", token_endpoint, methods=["POST"]),
+        Route("/oauth/token", endpoint(token), methods=["POST"]),
+        Route("/oauth/introspect", endpoint(introspection.introspect), methods=["POST"]),
+        Route("/oauth/revoke", endpoint(revoke), methods=["POST"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         Route("/fhir/.well-known/smart-configuration", smart, methods=["GET"]),
+        Route("/.well-known/openid-configuration", openid, methods=["GET"]),
+        *authorize.routes(current, context),
     ]
 
 
 async def _form(request: Request) -> dict[str, str]:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
-        raise InvalidRequest("The token request must be application/x-www-form-urlencoded.")
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise InvalidRequest("The token request is too large.")
-    pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-    form: dict[str, str] = {}
-    for key, value in pairs:
-        if key in form:
-            raise InvalidRequest(f"The parameter '{key[:40]}' is repeated (RFC 6749 §3.2).")
-        form[key] = value
-    return form
+    try:
+        return single_values(await read_pairs(request))
+    except FormError as error:
+        raise InvalidRequest(str(error)) from None

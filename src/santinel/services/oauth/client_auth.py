@@ -3,7 +3,9 @@
 - `private_key_jwt`: a client assertion signed with a key from the client's registered JWKS
   (RS384 or ES384); `iss` = `sub` = client_id, `aud` = the token URL, `exp` at most five
   minutes ahead, every `jti` used once (the replay cache lives in the database, so it survives
-  restarts and is shared by every node).
+  restarts and is shared by every node). The JWKS is registered by value or by URL (fetched and
+  cached by `jwks_fetch`); a `jku` header must equal the registered URL, `x5u`, `jwk`, `x5c`
+  and `crit` are refused.
 - `client_secret_basic` / `client_secret_post`: the secret's SHA-256 compared in constant time.
   An unknown client costs the same work as a wrong secret and gets the same answer.
 """
@@ -24,6 +26,8 @@ from joserfc.jwk import KeySet
 
 from santinel.crypto.jwt import FORBIDDEN_HEADERS, InvalidToken, check_claims, read_header
 from santinel.crypto.secrets import same, token_digest
+from santinel.logging import get_logger
+from santinel.services.oauth import jwks_fetch
 from santinel.services.oauth.errors import InvalidClient, InvalidRequest
 from santinel.storage.auth_records import ClientRecord
 from santinel.storage.sql.auth_store import SqlAuthStore
@@ -32,6 +36,8 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
 MAX_ASSERTION_LIFETIME = 300
 _DUMMY_DIGEST = token_digest("not a secret of any client")
+
+log = get_logger("santinel.oauth")
 
 
 async def authenticate(
@@ -88,10 +94,12 @@ async def _by_assertion(
         record is None
         or record.disabled
         or record.auth_method != "private_key_jwt"
-        or not record.jwks
+        or not (record.jwks or record.jwks_url)
     ):
         raise InvalidClient("Client authentication failed.")
-    verified = _verify_assertion(assertion, header, record, token_url)
+    _check_header(header, record)
+    key_set = await _client_keys(store, record, header.get("kid"))
+    verified = _verify_assertion(assertion, header, key_set, record, token_url)
     expires_us = int(verified["exp"]) * 1_000_000
     if not await store.use_once(
         "assertion",
@@ -103,18 +111,45 @@ async def _by_assertion(
     return record
 
 
-def _verify_assertion(
-    assertion: str, header: Mapping[str, object], record: ClientRecord, token_url: str
-) -> dict[str, Any]:
+def _check_header(header: Mapping[str, object], record: ClientRecord) -> None:
+    """Pinned algorithms; no key carried or pointed to by the assertion itself, but a `jku`
+    equal to the URL the client registered (before anything is fetched)."""
     if header.get("alg") not in ASSERTION_ALGORITHMS or (FORBIDDEN_HEADERS - {"jku"}) & set(header):
         raise InvalidClient("Client authentication failed.")
     jku = header.get("jku")
-    if jku is not None and jku != record.jwks_url:
+    if jku is not None and (record.jwks_url is None or jku != record.jwks_url):
         raise InvalidClient("Client authentication failed.")
+
+
+async def _client_keys(store: SqlAuthStore, record: ClientRecord, kid: object) -> Any:
+    """The client's JWK Set: registered by value, else fetched from its URL (cached)."""
+    if record.jwks:
+        try:
+            return orjson.loads(record.jwks)
+        except orjson.JSONDecodeError:
+            raise InvalidClient("Client authentication failed.") from None
+    if not record.jwks_url:
+        raise InvalidClient("Client authentication failed.")
+    fetcher = jwks_fetch.fetcher_for(store)
     try:
-        keys = KeySet.import_key_set(orjson.loads(record.jwks or "{}"))
+        return await fetcher.key_set(record.jwks_url, kid if isinstance(kid, str) else None)
+    except jwks_fetch.JwksUnavailable as exc:
+        # The reason is ours (status, size, parse error), never the URL or what it served.
+        log.warning("client jwks unavailable", client_id=record.client_id, reason=str(exc))
+        raise InvalidClient("Client authentication failed.") from None
+
+
+def _verify_assertion(
+    assertion: str,
+    header: Mapping[str, object],
+    key_set: Any,
+    record: ClientRecord,
+    token_url: str,
+) -> dict[str, Any]:
+    try:
+        keys = KeySet.import_key_set(key_set)
         token = jwt.decode(assertion, keys, algorithms=[str(header["alg"])])
-    except (JoseError, ValueError, KeyError, orjson.JSONDecodeError):
+    except (JoseError, ValueError, KeyError, TypeError):
         raise InvalidClient("Client authentication failed.") from None
     claims = dict(token.claims)
     now = int(time.time())

@@ -217,3 +217,82 @@ used_token = Table(
     Column("expires_us", BigInteger, nullable=False),
     Index("ix_used_token_expires", "expires_us"),
 )
+
+# --- Authorization code flow ----------------------------------------------------------------
+app_user = Table(
+    "app_user",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("username", String(200), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),  # argon2id
+    Column("fhir_user", String(200), nullable=True),
+    Column("totp_secret", String(64), nullable=True),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+# A browser between /oauth/authorize and the redirect with a code: keyed by the digest of the
+# value in its cookie; the CSRF token of its forms is kept as a digest too.
+authz_request = Table(
+    "authz_request",
+    metadata,
+    Column("request_digest", String(64), primary_key=True),
+    Column("csrf_digest", String(64), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("user_id", String(64), nullable=True),
+    Column("patient", String(64), nullable=True),
+    Column("failures", Integer, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Index("ix_authz_request_expires", "expires_us"),
+)
+# What a user approved for a client; codes, refresh tokens and access tokens hang off it, and
+# revoking it (a replayed code, a reused refresh token) revokes all of them.
+oauth_grant = Table(
+    "oauth_grant",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("context", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False),
+)
+oauth_code = Table(
+    "oauth_code",
+    metadata,
+    Column("code_digest", String(64), primary_key=True),
+    Column("grant_id", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", String(255), nullable=True),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False),
+)
+refresh_token = Table(
+    "refresh_token",
+    metadata,
+    Column("token_digest", String(64), primary_key=True),
+    Column("grant_id", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False),
+    Index("ix_refresh_token_grant", "grant_id"),
+)
+grant_token = Table(
+    "grant_token",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("grant_id", String(64), nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Index("ix_grant_token_grant", "grant_id"),
+)
+launch_context = Table(
+    "launch_context",
+    metadata,
+    Column("launch_digest", String(64), primary_key=True),
+    Column("context", Text, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+)
