@@ -6,9 +6,10 @@ DATA_DIR ?= ./santinel-data
 HOST ?= 127.0.0.1
 PORT ?= 8080
 EXAMPLES_DIR := .cache/fhir-r4-examples
+E2E_JS := tests/e2e/js
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest install install-dev examples bench clean
+.PHONY: run test lint typecheck pytest install install-dev examples e2e-js bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,14 @@ $(EXAMPLES_DIR)/package/package.json:
 
 examples: $(EXAMPLES_DIR)/package/package.json
 
+## The real JavaScript clients of the end-to-end tests (SMART fhirclient, playwright-core): pinned
+## by package-lock.json, reinstalled when it changes. Chromium itself is Debian's (.ci/run).
+$(E2E_JS)/node_modules/.installed: $(E2E_JS)/package-lock.json
+	cd $(E2E_JS) && npm ci --silent
+	touch $@
+
+e2e-js: $(E2E_JS)/node_modules/.installed
+
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -43,7 +52,7 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy --strict src
 
-pytest: install-dev examples
+pytest: install-dev examples e2e-js
 	SANTINEL_FHIR_EXAMPLES=$(EXAMPLES_DIR)/package $(BIN)/pytest $(PYTEST_ARGS)
 
 ## make test: lint, type-check and the whole suite
@@ -53,4 +62,4 @@ bench: install-dev
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache build dist
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache build dist $(E2E_JS)/node_modules

@@ -377,6 +377,17 @@ def test_refresh_rotates_and_reuse_revokes_the_grant(world: World, server: LiveS
     assert refresh(server, world.app, rotated["refresh_token"]).json()["error"] == "invalid_grant"
 
 
+def test_a_public_client_may_refresh_without_naming_itself(
+    world: World, server: LiveServer
+) -> None:
+    """What the JavaScript SMART client sends by default (RFC 6749 §6 allows it)."""
+    first = tokens(world, world.run())
+    data = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    response = httpx.post(f"{server.url}/oauth/token", data=data)
+    assert response.status_code == 200, response.text
+    assert response.json()["patient"] == world.a
+
+
 def test_refresh_may_only_narrow(world: World, server: LiveServer) -> None:
     first = tokens(world, world.run())
     narrowed = refresh(server, world.app, first["refresh_token"], scope="patient/Patient.rs")

@@ -80,7 +80,13 @@ def test_client_secret_basic_gets_a_verifiable_token(
     assert body["scope"] == "system/Patient.rs"
     assert response.headers["cache-control"] == "no-store"
     jwks = httpx.get(f"{server.url}/.well-known/jwks.json").json()
-    ring = KeyRing([SigningKey(k["kid"], k["alg"], ECKey.import_key(k), 0) for k in jwks["keys"]])
+    ring = KeyRing(
+        [
+            SigningKey(k["kid"], k["alg"], ECKey.import_key(k), 0)
+            for k in jwks["keys"]
+            if k["kty"] == "EC"
+        ]
+    )
     claims = Verifier(ring, server.url, server.base, "at+jwt").verify(body["access_token"])
     assert claims["client_id"] == client.client_id
     assert claims["tier"] == "internal"

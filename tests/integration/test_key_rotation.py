@@ -55,7 +55,8 @@ def verifier(ring: KeyRing) -> Verifier:
 
 
 def kids(ring: KeyRing) -> set[str]:
-    return {k["kid"] for k in ring.jwks()["keys"]}
+    """The access-token (ECDSA) keys in the JWKS; the RSA id_token key rotates on its own."""
+    return {k["kid"] for k in ring.jwks()["keys"] if k["kty"] == "EC"}
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:

@@ -4,6 +4,12 @@
 not a boolean, carrying the constraints the storage layer must push INTO its queries (the patient
 compartment, the scopes' query restrictions) and what audit needs (the reason, the scope used).
 Deny by default: a principal with no covering scope is refused.
+
+Patient-confined scopes (`patient/…`, and `user/…` of a user who is a Patient) apply per type
+as `santinel.fhir.compartment_membership.patient_reach` classifies it: confined to the patient's
+compartment on its member types, read-only and unconfined on types that hold no patient data
+(Practitioner, Organization, Medication…), nothing on every other type. `*` (system-wide
+history) keeps the compartment: the caller resolves it type by type.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 
 from santinel.auth.principal import Principal
 from santinel.auth.scopes import ResourceScope
+from santinel.fhir.compartment_membership import patient_reach
 
 # R4 interaction → the SMART v2 permission letter it needs.
 PERMISSION = {
@@ -60,9 +67,18 @@ def authorize(principal: Principal, interaction: str, resource_type: str) -> Acc
         s for s in covering if s.context != "patient" and not _confined_user(principal, s)
     ]
     chosen = unconfined or covering
-    compartment = None if unconfined else _patient_compartment(principal)
-    if not unconfined and compartment is None:
-        return AccessDecision.deny("patient scopes without a patient in context")
+    compartment = None
+    if not unconfined:
+        compartment = _patient_compartment(principal)
+        if compartment is None:
+            return AccessDecision.deny("patient scopes without a patient in context")
+        reach = "member" if resource_type == "*" else patient_reach(resource_type)
+        if reach == "outside":
+            return AccessDecision.deny(f"{resource_type} is outside the patient compartment")
+        if reach == "free":
+            if permission not in ("r", "s"):
+                return AccessDecision.deny(f"patient scopes only read {resource_type}")
+            compartment = None  # holds no patient's data: nothing to confine
     return AccessDecision(
         allowed=True,
         reason=f"granted by {chosen[0].text()}",

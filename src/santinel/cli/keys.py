@@ -19,13 +19,15 @@ console = Console()
 
 @app.command()
 def rotate(
-    alg: Annotated[str, typer.Option(help="ES256 or ES384.")] = "ES256",
+    alg: Annotated[
+        str, typer.Option(help="ES256 or ES384 (access tokens), RS256 (OpenID id_tokens).")
+    ] = "ES256",
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Add a signing key; older keys stay in the JWKS until their last token has expired."""
-    if alg not in ("ES256", "ES384"):
-        raise typer.BadParameter("--alg must be ES256 or ES384")
+    if alg not in ("ES256", "ES384", "RS256"):
+        raise typer.BadParameter("--alg must be ES256, ES384 or RS256")
     settings = make_settings(data_dir=data_dir, database_url=database_url)
 
     async def run() -> str:

@@ -17,9 +17,12 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey, KeyParameters, KeySet, RSAKey
 
-SIGNING_ALGORITHMS = {"ES256": "P-256", "ES384": "P-384"}
+# Access tokens are signed with ECDSA; OpenID id_tokens with RS256, the algorithm every OpenID
+# client must accept when none was registered (OIDC Core §3.1.3.7, Discovery §3).
+SIGNING_ALGORITHMS = {"ES256": "P-256", "ES384": "P-384", "RS256": "RSA-2048"}
+RSA_BITS = 2048
 CLOCK_SKEW_SECONDS = 30
 FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 
@@ -32,21 +35,30 @@ class InvalidToken(Exception):
 class SigningKey:
     kid: str
     alg: str
-    key: ECKey
+    key: ECKey | RSAKey
     created_at: int
     retire_after: int | None = None  # epoch seconds after which it no longer verifies
 
     @classmethod
     def generate(cls, kid: str, alg: str = "ES256") -> SigningKey:
-        curve = SIGNING_ALGORITHMS[alg]
-        key = ECKey.generate_key(curve, parameters={"kid": kid, "alg": alg, "use": "sig"})
+        parameters: KeyParameters = {"kid": kid, "alg": alg, "use": "sig"}
+        key: ECKey | RSAKey
+        if alg.startswith("RS"):
+            key = RSAKey.generate_key(RSA_BITS, parameters=parameters)
+        else:
+            key = ECKey.generate_key(SIGNING_ALGORITHMS[alg], parameters=parameters)
         return cls(kid, alg, key, int(time.time()))
 
     @classmethod
     def from_pem(
         cls, kid: str, alg: str, pem: bytes, created_at: int, retire_after: int | None
     ) -> SigningKey:
-        key = ECKey.import_key(pem, parameters={"kid": kid, "alg": alg, "use": "sig"})
+        parameters: KeyParameters = {"kid": kid, "alg": alg, "use": "sig"}
+        key: ECKey | RSAKey
+        if alg.startswith("RS"):
+            key = RSAKey.import_key(pem, parameters=parameters)
+        else:
+            key = ECKey.import_key(pem, parameters=parameters)
         return cls(kid, alg, key, created_at, retire_after)
 
     def private_pem(self) -> bytes:
@@ -74,9 +86,14 @@ class KeyRing:
 
     @property
     def current(self) -> SigningKey:
-        live = [k for k in self.keys if k.retire_after is None]
+        """The newest active access-token (ECDSA) key."""
+        return self.current_for("ES")
+
+    def current_for(self, family: str) -> SigningKey:
+        """The newest active key whose algorithm starts with `family` ("ES", "RS")."""
+        live = [k for k in self.keys if k.retire_after is None and k.alg.startswith(family)]
         if not live:
-            raise RuntimeError("the key ring has no active signing key")
+            raise RuntimeError(f"the key ring has no active {family} signing key")
         return max(live, key=lambda k: k.created_at)
 
     def verifying(self, now: int | None = None) -> list[SigningKey]:
@@ -87,8 +104,8 @@ class KeyRing:
         """The public keys that still verify: what `/.well-known/jwks.json` serves."""
         return {"keys": [k.key.as_dict(private=False) for k in self.verifying(now)]}
 
-    def sign(self, claims: Mapping[str, Any], typ: str) -> str:
-        key = self.current
+    def sign(self, claims: Mapping[str, Any], typ: str, family: str = "ES") -> str:
+        key = self.current_for(family)
         header = {"alg": key.alg, "kid": key.kid, "typ": typ}
         return jwt.encode(header, dict(claims), key.key, algorithms=[key.alg])
 

@@ -75,7 +75,7 @@ async def _transaction(service: FhirService, request: FhirRequest) -> FhirRespon
             _require_entry(request, entry)
 
     async def work(tx: WriteTransaction) -> dict[int, transaction.Outcome]:
-        return await transaction.run(tx, entries)
+        return await transaction.run(tx, entries, request.principal)
 
     outcomes = await service.repository.run_write(work)
     responses: dict[int, JsonObject] = {
@@ -130,9 +130,8 @@ def _write_entry(request: FhirRequest, outcome: transaction.Outcome) -> JsonObje
 def _require_entry(request: FhirRequest, entry: Entry) -> None:
     """Check a transaction write as if it came alone, and the searches it implies."""
     try:
-        guard.require_unconfined(
-            guard.require(request.principal, entry.interaction(), entry.resource_type)
-        )
+        # a confined decision is applied by the write itself (`confined_writes`)
+        guard.require(request.principal, entry.interaction(), entry.resource_type)
         if "if-none-exist" in entry.headers or entry.is_conditional:
             guard.require(request.principal, "search-type", entry.resource_type)
         for reference in references.references(entry.resource or {}):

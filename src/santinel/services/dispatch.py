@@ -76,10 +76,19 @@ def path_shape(path: tuple[str, ...]) -> str:
     return "/".join(shape)
 
 
+def access_target(interaction: str, path: tuple[str, ...]) -> str:
+    """The resource type an interaction is authorized on (`*`: every type)."""
+    if interaction == "search-compartment":
+        return path[2]
+    if interaction == "history-system" or not path:
+        return "*"  # the first segment is `_history`, not a type
+    return path[0]
+
+
 # Interactions whose handlers check access themselves (per type or per entry), or need none.
+# Every other one is decided here, and the decision (compartment, v2 restrictions) travels to
+# its handler: see `santinel.services.guard` for how each path applies it.
 UNGUARDED = frozenset({"capabilities", "search-system", "transaction"})
-# Interactions that apply a compartment or v2 restriction inside their query.
-CONFINABLE = frozenset({"search-type", "search-compartment", "read", "vread", "history-instance"})
 
 
 class FhirService:
@@ -128,10 +137,8 @@ class FhirService:
         )
         if interaction in UNGUARDED:
             return await self._unguarded(interaction, request, limits)
-        target = path[2] if interaction == "search-compartment" else (rtype or "*")
+        target = access_target(interaction, path)
         decision = guard.require(request.principal, interaction, target)
-        if interaction not in CONFINABLE:
-            guard.require_unconfined(decision)
         if interaction.startswith("conditional-") or request.header("if-none-exist"):
             # a condition is a search: without search rights it would be an existence oracle
             guard.require(request.principal, "search-type", target)
@@ -139,9 +146,9 @@ class FhirService:
             case "conditional-patch" if rtype:
                 return await patch.patch_conditional(repo, request, rtype)
             case "history-system":
-                return await history.history(repo, request, None, None, count)
+                return await history.history(repo, request, None, None, count, decision)
             case "history-type":
-                return await history.history(repo, request, rtype, None, count)
+                return await history.history(repo, request, rtype, None, count, decision)
             case "search-type" if rtype:
                 return await search.search_type(repo, request, rtype, limits, decision=decision)
             case "create" if rtype:
@@ -169,6 +176,6 @@ class FhirService:
                     repo, request, path[2], limits, (rtype, rid), decision=decision
                 )
             case "history-instance":
-                return await history.history(repo, request, rtype, rid, count)
+                return await history.history(repo, request, rtype, rid, count, decision)
             case _:  # vread
-                return await instance.vread(repo, request, rtype, rid, path[3])
+                return await instance.vread(repo, request, rtype, rid, path[3], decision)

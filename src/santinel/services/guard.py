@@ -4,29 +4,57 @@
 principal → 401, no covering scope → 403. Searches also check every type a query reaches
 (chained, `_has`, `_include`/`_revinclude`) so that none of them becomes an oracle.
 
-Decisions that confine a principal to a patient compartment or to v2 query restrictions are
-pushed into the search query itself; on the paths where that is not yet done (history, writes,
-bundles, includes) such principals are refused rather than served unfiltered.
+A decision that confines a principal (the patient compartment of a `patient/` scope, or of a
+`user/` scope whose user is a Patient; v2 query restrictions such as `?category=…`) applies on
+every path, pushed into the query wherever there is one:
+
+- search, compartment search, `_getpages`: the compartment and restrictions are conditions of
+  the query; a chained or `_has` parameter reaching another type gets that type's own
+  confinement inside its sub-search (`confine_reached`);
+- read, vread, history-instance: the current resource must match the confined search, else
+  404 as if missing; a version whose own body lies outside is 404 too (a resource moved from
+  another patient's record keeps that patient's old versions);
+- history-type and history-system: only versions of resources matching each type's confined
+  search (`history_filters`), and no version whose body lies outside;
+- `_include` / `_revinclude` (also `:iterate`, `*`): an included resource must be readable by
+  its own type's decision, checked by a confined search on the included ids (`search.py`);
+- writes, conditional writes, batch and transaction entries: `santinel.services.confined_writes`
+  (a write outside the compartment is 403; conditions are confined searches).
+
+How a `patient/` scope applies to a type (`compartment_membership.patient_reach`): confined on
+the types that can be members of a Patient compartment; read-only and unconfined on the types
+that can hold no patient data (Practitioner, Organization, Location, Medication, terminology…);
+nothing at all on every other type (Task, Device, Bundle, Binary, PractitionerRole…), whose
+patient data no CompartmentDefinition lets us confine.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from santinel.auth.policy import AccessDecision, authorize
 from santinel.auth.principal import Principal
 from santinel.auth.scopes import parse_scopes
 from santinel.errors import Forbidden
+from santinel.fhir.compartment_membership import in_compartment, only_in_compartment
+from santinel.fhir.json import parse_object
 from santinel.fhir.search import registry
+from santinel.fhir.search.match_body import any_matches
 from santinel.fhir.search.query import (
     AllOf,
     AnyOf,
     Chained,
     Condition,
     Criterion,
+    Limits,
     Reverse,
     SearchQuery,
-    parse_condition,
+    parse_query,
 )
 from santinel.services.authn import unauthorized
+from santinel.storage.base import StoredVersion, TypeFilter
 
 # The operator's own tools (`santinel load`, `santinel demo`) act with full system access.
 OPERATOR = Principal("santinel-operator", "internal", parse_scopes("system/*.cruds"))
@@ -42,31 +70,44 @@ def require(principal: Principal | None, interaction: str, resource_type: str) -
     return decision
 
 
-def may_read(principal: Principal | None, resource_type: str) -> bool:
-    """Whether `principal` reads `resource_type` unconfined (included resources are not
-    filtered by compartment yet, so confined access does not get them)."""
-    if principal is None:
-        return False
-    decision = authorize(principal, "read", resource_type)
-    return decision.allowed and decision.compartment is None and not decision.filters
-
-
-def require_unconfined(decision: AccessDecision) -> None:
-    """Refuse compartment- or filter-confined access on paths that cannot apply it yet."""
-    if decision.compartment is not None or decision.filters:
-        raise Forbidden("This request is not available to patient-scoped access tokens yet.")
+def confines(decision: AccessDecision) -> bool:
+    return decision.compartment is not None or bool(decision.filters)
 
 
 def constrain(query: SearchQuery, decision: AccessDecision, principal: Principal | None) -> None:
     """Push the decision into the query and check every type the query reaches."""
-    for condition in query.conditions:
-        for reached in _types_reached(condition):
-            require_unconfined(require(principal, "search-type", reached))
+    query.conditions[:] = [confine_reached(c, principal) for c in query.conditions]
     for include in [*query.includes, *query.revincludes]:
-        require_unconfined(decision)
         if include.source_type != "*":
             require(principal, "read", include.source_type)
     query.conditions.extend(confinement(decision, query.resource_type))
+
+
+def confine_reached(condition: Condition, principal: Principal | None) -> Condition:
+    """The condition with every sub-search on another type (chain, `_has`) confined by the
+    principal's decision on that type: `Encounter?_has:Observation:encounter:code=x` must not
+    tell a patient about another patient's Observation pointing at their Encounter."""
+    match condition:
+        case Chained():
+            inner = confine_reached(condition.inner, principal)
+            return dataclasses.replace(
+                condition, inner=_within(condition.target_type, inner, principal)
+            )
+        case Reverse():
+            inner = confine_reached(condition.inner, principal)
+            return dataclasses.replace(
+                condition, inner=_within(condition.source_type, inner, principal)
+            )
+        case AnyOf() | AllOf():
+            parts = tuple(confine_reached(c, principal) for c in condition.conditions)
+            return dataclasses.replace(condition, conditions=parts)
+        case _:
+            return condition
+
+
+def _within(resource_type: str, inner: Condition, principal: Principal | None) -> Condition:
+    extra = confinement(require(principal, "search-type", resource_type), resource_type)
+    return AllOf((inner, *extra)) if extra else inner
 
 
 def confinement(decision: AccessDecision, resource_type: str) -> list[Condition]:
@@ -96,20 +137,60 @@ def compartment_condition(compartment: tuple[str, str], resource_type: str) -> C
     return AnyOf(tuple(alternatives))
 
 
+def members_query(decision: AccessDecision, resource_type: str) -> SearchQuery | None:
+    """The confined search a `resource_type` resource must match; None: every one may be seen."""
+    conditions = confinement(decision, resource_type)
+    return SearchQuery(resource_type, conditions) if conditions else None
+
+
+def history_filters(
+    principal: Principal | None, decision: AccessDecision, resource_type: str | None
+) -> tuple[TypeFilter, ...] | None:
+    """What a history shows (None: everything). System history of a confined principal covers
+    the types it may search, each confined by its own decision."""
+    if not confines(decision):
+        return None
+    if resource_type is not None:
+        return (TypeFilter(resource_type, members_query(decision, resource_type)),)
+    if principal is None:
+        raise unauthorized()
+    filters: list[TypeFilter] = []
+    for each in registry.resource_types():
+        allowed = authorize(principal, "history-type", each)
+        if allowed.allowed:
+            filters.append(TypeFilter(each, members_query(allowed, each)))
+    return tuple(filters)
+
+
+def visible(decision: AccessDecision, resource: Mapping[str, Any]) -> bool:
+    """Whether a body (e.g. an older version) may be shown under `decision`: in the compartment,
+    and not known to fail the restrictions (those a body cannot be judged on were already
+    applied by the search that found the resource)."""
+    if decision.compartment is not None and not in_compartment(resource, decision.compartment):
+        return False
+    return not decision.filters or any_matches(resource, decision.filters) is not False
+
+
+def version_visible(decision: AccessDecision, stored: StoredVersion) -> bool:
+    """`visible` for a stored version; a deletion (no body) shows nothing of anyone's."""
+    if not confines(decision) or stored.body is None:
+        return True
+    return visible(decision, parse_object(stored.body, "stored resource"))
+
+
+def writable(decision: AccessDecision, resource: Mapping[str, Any]) -> bool:
+    """Whether a confined principal may change or leave behind this body: in its compartment
+    and in no other patient's, and surely matching the restrictions of the write scope."""
+    if decision.compartment is not None and not only_in_compartment(resource, decision.compartment):
+        return False
+    return not decision.filters or any_matches(resource, decision.filters) is True
+
+
 def _all_of(resource_type: str, criteria: tuple[tuple[str, str], ...]) -> Condition:
-    parsed = tuple(parse_condition(resource_type, name, value, 1) for name, value in criteria)
-    if len(parsed) == 1:
-        return parsed[0]
-    return AllOf(parsed)
-
-
-def _types_reached(condition: Condition) -> list[str]:
-    match condition:
-        case Chained():
-            return [condition.target_type, *_types_reached(condition.inner)]
-        case Reverse():
-            return [condition.source_type, *_types_reached(condition.inner)]
-        case AnyOf() | AllOf():
-            return [t for c in condition.conditions for t in _types_reached(c)]
-        case _:
-            return []
+    query = parse_query(resource_type, list(criteria), Limits(1))
+    if query.ignored or len(query.conditions) != len(criteria):
+        # a restriction this server cannot apply must not silently widen access
+        raise Forbidden(f"A restriction of the access token cannot be applied to {resource_type}.")
+    if len(query.conditions) == 1:
+        return query.conditions[0]
+    return AllOf(tuple(query.conditions))

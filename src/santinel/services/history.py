@@ -1,15 +1,24 @@
-"""History interactions (R4 `http.html#history`): instance, type and system level."""
+"""History interactions (R4 `http.html#history`): instance, type and system level.
+
+A confined caller (patient compartment, v2 restrictions) gets the versions of the resources its
+searches would find, chosen inside the history query, minus any version whose own body lies
+outside (a resource moved from another patient's record); such a page may hold fewer entries
+than `_count`, and history-instance then gives no total.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import urlencode
 
+from santinel.auth.policy import AccessDecision
 from santinel.errors import BadRequest, InvalidSearch
 from santinel.fhir.bundle import Link, bundle
 from santinel.fhir.dates import parse_period
 from santinel.fhir.json import parse_object
 from santinel.fhir.resource import instant
+from santinel.services import guard
 from santinel.services.request import FhirRequest, FhirResponse, is_digits
 from santinel.storage.base import FhirRepository, HistoryQuery, StoredVersion
 from santinel.types import ResourceId, ResourceType
@@ -31,18 +40,50 @@ async def history(
     rtype: ResourceType | None,
     rid: ResourceId | None,
     count: int,
+    decision: AccessDecision | None = None,
 ) -> FhirResponse:
-    query = _query(request, rtype, rid, count)
+    """`decision`: the caller's for this interaction (for history-instance, already checked
+    against the resource's current version)."""
+    visible = None
+    if decision is not None and rid is None:
+        visible = guard.history_filters(request.principal, decision, rtype)
+    query = dataclasses.replace(_query(request, rtype, rid, count), visible=visible)
     page = await repository.history(query)
-    entries = [_entry(request, v) for v in page.versions]
+    versions = list(page.versions)
+    total = page.total
+    if decision is not None and guard.confines(decision):
+        versions = _visible_versions(request, decision, rtype, versions)
+        total = None
+    entries = [_entry(request, v) for v in versions]
     scope = "/".join(p for p in (rtype, rid) if p)
     path = f"{request.base_url}/{scope + '/' if scope else ''}_history"
     links = [Link("self", _url(path, request, None))]
+    # cursors come from the page as read, so a page thinned by access checks still links on
     if page.has_older and page.versions:
         links.append(Link("next", _url(path, request, f"b{page.versions[-1].sequence}")))
     if page.has_newer and page.versions:
         links.append(Link("previous", _url(path, request, f"a{page.versions[0].sequence}")))
-    return FhirResponse(200, bundle("history", entries, links, total=page.total))
+    return FhirResponse(200, bundle("history", entries, links, total=total))
+
+
+def _visible_versions(
+    request: FhirRequest,
+    decision: AccessDecision,
+    rtype: ResourceType | None,
+    versions: list[StoredVersion],
+) -> list[StoredVersion]:
+    decisions: dict[str, AccessDecision] = {}
+
+    def decision_for(resource_type: str) -> AccessDecision:
+        if rtype is not None:
+            return decision
+        if resource_type not in decisions:  # system history: each type by its own decision
+            decisions[resource_type] = guard.require(
+                request.principal, "history-type", resource_type
+            )
+        return decisions[resource_type]
+
+    return [v for v in versions if guard.version_visible(decision_for(v.resource_type), v)]
 
 
 def _query(

@@ -5,12 +5,15 @@ from __future__ import annotations
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from santinel.auth.policy import AccessDecision
 from santinel.errors import BadRequest, Gone, NotFound, PreconditionFailed
 from santinel.fhir import validation
 from santinel.fhir.json import parse_object
 from santinel.fhir.outcome import information
 from santinel.fhir.resource import is_valid_id
 from santinel.fhir.subsetting import select_elements, summarize
+from santinel.services import guard
+from santinel.services.confined_writes import confined
 from santinel.services.request import (
     FhirRequest,
     FhirResponse,
@@ -50,11 +53,14 @@ async def vread(
     rtype: ResourceType,
     rid: ResourceId,
     version: str,
+    decision: AccessDecision | None = None,
 ) -> FhirResponse:
+    """`decision`: the caller's, already checked against the current version; an older version
+    outside its compartment (the resource was moved from another patient) is as missing."""
     if not is_digits(version) or len(version) > MAX_VERSION_DIGITS:
         raise NotFound(f"{rtype}/{rid} has no version '{version[:20]}'.")
     stored = await repository.vread(rtype, rid, VersionId(int(version)))
-    if stored is None:
+    if stored is None or (decision is not None and not guard.version_visible(decision, stored)):
         raise NotFound(f"{rtype}/{rid} has no version {version}.")
     if stored.deleted:
         raise Gone(
@@ -81,7 +87,8 @@ async def update(
     expected = parse_etag(if_match) if if_match else None
 
     async def work(tx: WriteTransaction) -> tuple[StoredVersion, bool]:
-        return await write_update(tx, rtype, rid, resource, expected)
+        guarded = confined(tx, request.principal, "update")
+        return await write_update(guarded, rtype, rid, resource, expected)
 
     stored, created = await repository.run_write(work)
     return write_response(request, 201 if created else 200, stored)
@@ -118,7 +125,7 @@ async def delete(
     expected = parse_etag(if_match) if if_match else None
 
     async def work(tx: WriteTransaction) -> StoredVersion | None:
-        return await write_delete(tx, rtype, rid, expected)
+        return await write_delete(confined(tx, request.principal, "delete"), rtype, rid, expected)
 
     stored = await repository.run_write(work)
     headers = version_headers(stored) if stored else {}

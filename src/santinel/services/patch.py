@@ -19,6 +19,7 @@ from santinel.errors import BadRequest, NotFound, PreconditionFailed, Unsupporte
 from santinel.fhir import validation
 from santinel.fhir.json import JsonObject, dumps
 from santinel.fhir.patch import fhirpath_patch, json_patch, merge_patch
+from santinel.services.confined_writes import confined
 from santinel.services.instance import write_response
 from santinel.services.request import FhirRequest, FhirResponse, parse_etag
 from santinel.services.type_level import criteria_from, match_ids
@@ -95,7 +96,8 @@ async def patch_instance(
     expected = _if_match(request.headers)
 
     async def work(tx: WriteTransaction) -> StoredVersion:
-        return await write_patch(tx, rtype, rid, kind, document, expected)
+        guarded = confined(tx, request.principal, "patch")
+        return await write_patch(guarded, rtype, rid, kind, document, expected)
 
     return write_response(request, 200, await repository.run_write(work))
 
@@ -110,6 +112,7 @@ async def patch_conditional(
     expected = _if_match(request.headers)
 
     async def work(tx: WriteTransaction) -> StoredVersion:
+        tx = confined(tx, request.principal, "conditional-patch")
         found = await match_ids(tx, rtype, criteria)
         if len(found) != 1:
             problem = "no resource" if not found else "more than one resource"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from santinel.auth.policy import AccessDecision
+from santinel.auth.policy import AccessDecision, authorize
 from santinel.auth.principal import Principal
 from santinel.errors import InvalidSearch, Issue, NotFound
 from santinel.fhir.bundle import Link, bundle
@@ -78,7 +78,6 @@ async def search_system(
             raise InvalidSearch(f"_type: '{rtype[:64]}' is not a resource type.")
         query = parse_query(rtype, params, Limits(limits.max_chain_depth))
         decision = guard.require(request.principal, "search-type", rtype)
-        guard.require_unconfined(decision)
         guard.constrain(query, decision, request.principal)
         _refuse_ignored_if_strict(request, query)
         ids = await repo.search_ids(query, limits.max_results + 1 - len(refs))
@@ -209,30 +208,55 @@ async def _includes(
     principal: Principal | None,
 ) -> list[StoredVersion]:
     """Included resources the principal may read: `_include` targets and `*` sources can be of
-    any type, so each one is checked here, where they are fetched, not only the named types."""
+    any type, so each one is checked here, where they are fetched, not only the named types.
+    Only readable ones lead further (`:iterate`): a path through a resource the principal
+    cannot see would tell about it."""
     seen: set[tuple[str, str]] = {(v.resource_type, v.resource_id) for v in matches}
     found: list[StoredVersion] = []
     frontier: list[tuple[str, str]] = list(seen)
     for depth in range(limits.max_include_depth):
-        round_refs: list[tuple[str, str]] = []
+        candidates: list[tuple[str, str]] = []
         for include, reverse in [
             *((i, False) for i in query.includes),
             *((i, True) for i in query.revincludes),
         ]:
             if depth > 0 and not include.iterate:
                 continue
-            budget = limits.max_included - len(found) - len(round_refs)
+            budget = limits.max_included - len(found) - len(candidates)
             if budget <= 0:
                 break
             for ref in await repo.include_refs(frontier, include, reverse, budget):
-                if ref not in seen and guard.may_read(principal, ref[0]):
+                if ref not in seen:
                     seen.add(ref)
-                    round_refs.append(ref)
+                    candidates.append(ref)
+        round_refs = await _readable(repo, principal, candidates)
         if not round_refs:
             break
         found += await repo.read_refs(round_refs)
         frontier = round_refs
     return found
+
+
+async def _readable(
+    repo: FhirRepository, principal: Principal | None, refs: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The refs the principal may read, each type by its own decision; a confined one by a
+    search on those ids with the decision pushed in (the same test as a read)."""
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in refs:
+        by_type.setdefault(rtype, []).append(rid)
+    kept: set[tuple[str, str]] = set()
+    for rtype, ids in by_type.items():
+        decision = authorize(principal, "read", rtype) if principal else None
+        id_param = registry.param(rtype, "_id")
+        if decision is None or not decision.allowed or id_param is None:
+            continue
+        conditions = guard.confinement(decision, rtype)
+        if conditions:
+            query = SearchQuery(rtype, [Criterion(rtype, id_param, None, tuple(ids)), *conditions])
+            ids = [str(i) for i in await repo.search_ids(query, len(ids))]
+        kept.update((rtype, i) for i in ids)
+    return [r for r in refs if r in kept]
 
 
 def _entry(base_url: str, stored: StoredVersion, mode: str, query: SearchQuery) -> dict[str, Any]:

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from santinel.auth.principal import Principal
 from santinel.errors import BadRequest, FhirError, NotFound, PreconditionFailed
 from santinel.fhir import references, validation
 from santinel.fhir.json import JsonObject
 from santinel.fhir.resource import new_id
 from santinel.services import patch
 from santinel.services.bundle_entries import ORDER, Entry
+from santinel.services.confined_writes import confined
 from santinel.services.instance import checked_id, write_delete, write_update
 from santinel.services.request import parse_etag
 from santinel.services.type_level import criteria_from, match_ids, parse_condition
@@ -45,19 +47,27 @@ class Plan:
     existing: set[int] = field(default_factory=set)  # conditional creates that matched
 
 
-async def run(tx: WriteTransaction, entries: list[Entry]) -> dict[int, Outcome]:
+async def run(
+    tx: WriteTransaction, entries: list[Entry], principal: Principal | None
+) -> dict[int, Outcome]:
+    """Every entry works through the transaction as `principal` may for its interaction (a
+    refusal of one entry fails them all: nothing is committed)."""
     writes = sorted((e for e in entries if ORDER[e.method] < 3), key=lambda e: ORDER[e.method])
     plan = Plan()
+
+    def as_entry(entry: Entry) -> WriteTransaction:
+        return confined(tx, principal, entry.interaction())
+
     for entry in writes:
-        await _target(tx, entry, plan)
+        await _target(as_entry(entry), entry, plan)
     _refuse_duplicates(writes, plan)
     for entry in writes:
         if entry.resource is not None:
-            await _resolve_conditional_references(tx, entry, plan)
+            await _resolve_conditional_references(as_entry(entry), entry, plan)
     outcomes: dict[int, Outcome] = {}
     for entry in writes:
         try:
-            outcomes[entry.index] = await _apply(tx, entry, plan)
+            outcomes[entry.index] = await _apply(as_entry(entry), entry, plan)
         except FhirError as error:
             raise at(entry, error) from None
     return outcomes

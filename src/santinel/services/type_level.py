@@ -9,6 +9,7 @@ from santinel.fhir import validation
 from santinel.fhir.outcome import information
 from santinel.fhir.resource import new_id
 from santinel.fhir.search.query import RESULT_PARAMETERS
+from santinel.services.confined_writes import confined
 from santinel.services.instance import checked_id, write_delete, write_response, write_update
 from santinel.services.request import FhirRequest, FhirResponse, version_headers
 from santinel.storage.base import FhirRepository, StoredVersion, WriteTransaction
@@ -46,6 +47,7 @@ async def create(
     criteria = parse_condition(condition, "If-None-Exist") if condition else None
 
     async def work(tx: WriteTransaction) -> tuple[StoredVersion | None, ResourceId | None]:
+        tx = confined(tx, request.principal, "create")
         if criteria is not None:
             found = await match_ids(tx, rtype, criteria)
             if len(found) > 1:
@@ -74,6 +76,7 @@ async def conditional_update(
     body_id = resource.get("id")
 
     async def work(tx: WriteTransaction) -> tuple[StoredVersion, bool]:
+        tx = confined(tx, request.principal, "conditional-update")
         found = await match_ids(tx, rtype, criteria)
         if len(found) > 1:
             raise PreconditionFailed(
@@ -96,6 +99,7 @@ async def conditional_delete(
         raise BadRequest("A conditional delete needs search criteria in the URL.")
 
     async def work(tx: WriteTransaction) -> StoredVersion | None:
+        tx = confined(tx, request.principal, "conditional-delete")
         found = await match_ids(tx, rtype, criteria)
         if len(found) > 1:
             raise PreconditionFailed(

@@ -34,6 +34,15 @@ class StoredVersion:
 
 
 @dataclass(frozen=True)
+class TypeFilter:
+    """Versions of `resource_type` a history may show: of every resource of the type (`members`
+    None) or only of the live resources matching `members` (e.g. a patient's compartment)."""
+
+    resource_type: str
+    members: SearchQuery | None = None
+
+
+@dataclass(frozen=True)
 class HistoryQuery:
     """R4 `http.html#history`: which versions, newest first, one page at a time."""
 
@@ -45,6 +54,7 @@ class HistoryQuery:
     count: int = 20
     before_sequence: int | None = None  # keyset cursor: page of versions older than this
     after_sequence: int | None = None  # keyset cursor for the previous page
+    visible: tuple[TypeFilter, ...] | None = None  # None: every type; else only these
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,10 @@ class WriteTransaction(Protocol):
         self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
     ) -> list[ResourceId]:
         """Ids of live resources matching search criteria, seen from inside this transaction."""
+
+    async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
+        """Ids of live resources matching a parsed (and access-constrained) search, seen from
+        inside this transaction."""
 
 
 class FhirRepository(Protocol):

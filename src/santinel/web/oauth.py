@@ -99,7 +99,7 @@ def openid_configuration(endpoints: Endpoints) -> dict[str, Any]:
         "jwks_uri": endpoints.jwks_url,
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256", "ES384"],
+        "id_token_signing_alg_values_supported": ["RS256"],
         "scopes_supported": ["openid", "fhirUser"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,

@@ -60,17 +60,36 @@ def extract(resource: Mapping[str, Any]) -> list[ExtractedValue]:
     for step in _plan(resource_type):
         if step.roots is not None and step.roots.isdisjoint(present):
             continue
-        try:
-            for value in _evaluate(step, resource):
-                found[value] = None
-        except FhirError:
-            raise
-        except Exception as exc:  # the FHIRPath engine failing on valid data is our fault
-            raise FhirError(
-                f"The search parameter '{step.param.code}' of {resource_type} could not be "
-                "evaluated on this resource."
-            ) from exc
+        for value in _checked(step, resource, resource_type):
+            found[value] = None
     return list(found)
+
+
+def extract_params(resource: Mapping[str, Any], codes: Iterable[str]) -> list[ExtractedValue]:
+    """The index values of only the parameters `codes` (e.g. the ones that put a resource in a
+    compartment), computed exactly as `extract` computes them for the index."""
+    resource_type = resource.get("resourceType")
+    wanted = frozenset(codes)
+    if not isinstance(resource_type, str) or not wanted or not params_for(resource_type):
+        return []
+    found: dict[ExtractedValue, None] = {}
+    for step in _plan(resource_type):
+        if step.param.code in wanted:
+            for value in _checked(step, resource, resource_type):
+                found[value] = None
+    return list(found)
+
+
+def _checked(step: _Step, resource: Mapping[str, Any], resource_type: str) -> list[ExtractedValue]:
+    try:
+        return list(_evaluate(step, resource))
+    except FhirError:
+        raise
+    except Exception as exc:  # the FHIRPath engine failing on valid data is our fault
+        raise FhirError(
+            f"The search parameter '{step.param.code}' of {resource_type} could not be "
+            "evaluated on this resource."
+        ) from exc
 
 
 def precompile(resource_types: Iterable[str]) -> int:

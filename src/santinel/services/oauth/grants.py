@@ -79,9 +79,13 @@ async def exchange_code(
 async def refresh(
     ctx: OAuthContext, form: Mapping[str, str], authorization: str | None
 ) -> dict[str, Any]:
-    client = await authenticate_client(ctx, form, authorization)
     digest = token_digest(form.get("refresh_token", ""))
     known = await ctx.grants.refresh(digest)
+    # RFC 6749 §6: only confidential clients must authenticate to refresh; a public client
+    # (the JavaScript SMART client) may send the refresh token alone.
+    client = await authenticate_client(
+        ctx, form, authorization, known.client_id if known is not None else None
+    )
     # Another client's token is refused before it is touched, so it cannot burn it.
     if known is None or known.client_id != client.client_id or known.expires_us < now_us():
         raise InvalidGrant(INVALID_REFRESH)
@@ -99,15 +103,19 @@ async def refresh(
 
 
 async def authenticate_client(
-    ctx: OAuthContext, form: Mapping[str, str], authorization: str | None
+    ctx: OAuthContext,
+    form: Mapping[str, str],
+    authorization: str | None,
+    implied_client_id: str | None = None,
 ) -> ClientRecord:
-    """A confidential client authenticates; a public one names itself with `client_id`."""
+    """A confidential client authenticates; a public one names itself with `client_id`, or
+    is the client `implied_client_id` names (the owner of the refresh token it presents)."""
     presented = authorization or form.get("client_secret") or form.get("client_assertion")
     if presented:
         return await client_auth.authenticate(
             ctx.clients, form, authorization, ctx.endpoints.token_url
         )
-    client = await ctx.clients.client(form.get("client_id", ""))
+    client = await ctx.clients.client(form.get("client_id") or implied_client_id or "")
     if client is None or client.disabled or client.auth_method != "none":
         raise InvalidClient("Client authentication failed.")
     return client

@@ -77,4 +77,4 @@ def id_token(
         claims["nonce"] = nonce
     if fhir_user:
         claims["fhirUser"] = f"{endpoints.fhir_base}/{fhir_user}"
-    return keyring.sign(claims, ID_TOKEN_TYPE)
+    return keyring.sign(claims, ID_TOKEN_TYPE, family="RS")

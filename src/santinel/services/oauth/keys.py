@@ -28,10 +28,10 @@ log = get_logger("santinel.keys")
 
 async def load_keyring(store: SqlAuthStore) -> KeyRing:
     records = await store.keys()
-    if not records:
-        await rotate(store)
-        records = await store.keys()
-    return KeyRing([_key(r) for r in records])
+    for family, alg in (("ES", "ES256"), ("RS", "RS256")):
+        if not any(r.alg.startswith(family) and r.retire_after_us is None for r in records):
+            await rotate(store, alg)
+    return KeyRing([_key(r) for r in await store.keys()])
 
 
 async def rotate(

@@ -62,12 +62,16 @@ class SqlAuthStore:
             ]
 
     async def add_key(self, record: KeyRecord, retire_others_after_us: int | None) -> None:
-        """Add a key; the previous active keys stop signing and stay verifiable until then."""
+        """Add a key; the previous active keys of its family (ECDSA access-token keys, RSA
+        id_token keys) stop signing and stay verifiable until then."""
         async with self.writer.begin() as connection:
             if retire_others_after_us is not None:
                 await connection.execute(
                     update(signing_key)
-                    .where(signing_key.c.retire_after_us.is_(None))
+                    .where(
+                        signing_key.c.retire_after_us.is_(None),
+                        signing_key.c.alg.startswith(record.alg[:2]),
+                    )
                     .values(retire_after_us=retire_others_after_us)
                 )
             await connection.execute(insert(signing_key).values(**record.__dict__))

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Select, and_, exists, func, insert, select, tuple_, update
+from sqlalchemy import Select, and_, exists, false, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +22,7 @@ from santinel.storage.base import (
     Method,
     Snapshot,
     StoredVersion,
+    TypeFilter,
 )
 from santinel.storage.sql import dialects, migrations
 from santinel.storage.sql.point_reads import Unavailable, point_reader
@@ -125,6 +126,11 @@ class SqlWriteTransaction:
     ) -> list[ResourceId]:
         await self.flush()  # a search inside the transaction sees what it wrote
         return await _find_ids(self.connection, resource_type, criteria, limit)
+
+    async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
+        await self.flush()  # a search inside the transaction sees what it wrote
+        ids = await executor.matching_ids(self.connection, query, limit)
+        return [ResourceId(i) for i in ids]
 
     def _next_timestamp(self) -> int:
         # Strictly increasing within a transaction so versions written together still order.
@@ -349,6 +355,8 @@ def _history_filters(query: HistoryQuery) -> list[Any]:
         where.append(h.last_updated >= query.since)
     if query.at_end is not None:
         where.append(h.last_updated <= query.at_end)
+    if query.visible is not None:
+        where.append(_visible_versions(query.visible))
     if query.at_start is not None:
         # Current at some point of the period: not replaced by a later version before it began.
         later = resource_history.alias("later")
@@ -363,6 +371,19 @@ def _history_filters(query: HistoryQuery) -> list[Any]:
             )
         )
     return where
+
+
+def _visible_versions(filters: Sequence[TypeFilter]) -> Any:
+    """Versions of the listed types only, and for a type with `members`, only versions of the
+    resources that match it now (an access decision pushed into the history query)."""
+    h = resource_history.c
+    whole = [f.resource_type for f in filters if f.members is None]
+    alternatives: list[Any] = [h.res_type.in_(whole)] if whole else []
+    for f in filters:
+        if f.members is not None:
+            members = executor.matching_ids_subquery(f.members)
+            alternatives.append(and_(h.res_type == f.resource_type, h.res_id.in_(members)))
+    return or_(*alternatives) if alternatives else false()
 
 
 async def _find_ids(

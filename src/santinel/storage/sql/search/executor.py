@@ -40,6 +40,12 @@ async def matching_ids(connection: AsyncConnection, query: SearchQuery, limit: i
     return [row.res_id for row in await connection.execute(statement)]
 
 
+def matching_ids_subquery(query: SearchQuery) -> Any:
+    """`SELECT res_id` of the live matches of `query`, to embed in another statement."""
+    r = resource.alias()
+    return select(r.c.res_id).where(*_filtered(query, r))
+
+
 async def count_matches(connection: AsyncConnection, query: SearchQuery) -> int:
     r = resource.alias("r")
     statement = select(func.count()).select_from(r).where(*_filtered(query, r))
