@@ -1,7 +1,9 @@
-"""The demo OAuth client `make run` registers, so a first user can get a token at once.
+"""The demo OAuth client and demo user `make run` registers, so a first user can get a token
+at once (client credentials) or sign in to a SMART app as a demo patient.
 
-Its secret is kept in `demo-client.json` in the data dir (mode 0600) for the next starts: a
-convenience of the local demo only; real clients' secrets are shown once and never stored.
+Their secrets are kept in `demo-client.json` / `demo-user.json` in the data dir (mode 0600) for
+the next starts: a convenience of the local demo only; real clients' secrets are shown once and
+never stored, real users' passwords never leave their owner.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import time
 import uuid
 from pathlib import Path
 
-from santinel.cli.store import auth_store
+from santinel.cli.store import auth_store, grant_store
 from santinel.crypto.secrets import random_token, token_digest
+from santinel.services.container import Container
+from santinel.services.oauth import patients
+from santinel.services.oauth.users import new_user
 from santinel.settings import Settings
 from santinel.storage.auth_records import ClientRecord
 
@@ -42,6 +47,46 @@ async def ensure_demo_client(settings: Settings) -> tuple[str, str]:
         await store.add_client(record)
     _write_private(saved, {"client_id": record.client_id, "client_secret": secret})
     return record.client_id, secret
+
+
+DEMO_USER = "demo-patient"
+
+
+async def ensure_demo_user(settings: Settings, base_url: str) -> tuple[str, str, str] | None:
+    """(username, password, fhirUser) of a demo user who is the first demo patient; None when
+    the database holds no patient to be."""
+    saved = settings.data_dir / "demo-user.json"
+    if saved.exists():
+        known = json.loads(saved.read_text())
+        return known["username"], known["password"], known["fhir_user"]
+    container = await Container.open(settings)
+    try:
+        found = await patients.choices(container.service, base_url, "")
+    finally:
+        await container.close()
+    if not found:
+        return None
+    password = random_token(12)
+    fhir_user = f"Patient/{found[0].patient_id}"
+    async with grant_store(settings) as store:
+        if await store.user_named(DEMO_USER) is not None:
+            return None  # registered by someone else: its password is not ours to show
+        await store.add_user(new_user(DEMO_USER, password, fhir_user))
+    _write_private(saved, {"username": DEMO_USER, "password": password, "fhir_user": fhir_user})
+    return DEMO_USER, password, fhir_user
+
+
+def user_instructions(host_url: str, user: tuple[str, str, str]) -> list[str]:
+    username, password, fhir_user = user
+    register = (
+        'santinel clients add --name "My SMART app" --public --redirect-uri '
+        'http://localhost:9000/callback --scope "launch/patient patient/*.rs openid fhirUser"'
+    )
+    return [
+        f"SMART apps: sign in as {username} / {password} ({fhir_user});",
+        f"  register an app first:  {register}",
+        f"  its launch URL's iss:   {host_url}/fhir",
+    ]
 
 
 def _write_private(path: Path, data: dict[str, str]) -> None:

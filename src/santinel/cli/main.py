@@ -10,7 +10,12 @@ from rich.console import Console
 
 from santinel.cli import clients, data, db, keys, users
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
-from santinel.cli.demo_client import ensure_demo_client, instructions
+from santinel.cli.demo_client import (
+    ensure_demo_client,
+    ensure_demo_user,
+    instructions,
+    user_instructions,
+)
 from santinel.logging import configure
 from santinel.services.container import Container, SchemaNotCurrent
 from santinel.settings import Settings
@@ -51,16 +56,21 @@ def serve(
     except SchemaNotCurrent as problem:
         console.print(f"[red]{problem}[/red]")
         raise typer.Exit(1) from None
-    demo_client = None
+    demo_client = demo_user = None
+    base = f"http://{settings.host}:{settings.port}/fhir"
     if demo_on_first_start:
         asyncio.run(data.load_demo_if_empty(settings))
         if not settings.database_url:
             demo_client = asyncio.run(ensure_demo_client(settings))
-    base = f"http://{settings.host}:{settings.port}/fhir"
+            demo_user = asyncio.run(ensure_demo_user(settings, base))
     store = "PostgreSQL" if settings.database_url else f"SQLite in {settings.data_dir}"
     console.print(f"Santinel FHIR base: [bold]{base}[/bold]  ({store})", soft_wrap=True)
     if demo_client is not None:
-        for line in instructions(f"http://{settings.host}:{settings.port}", *demo_client):
+        host_url = f"http://{settings.host}:{settings.port}"
+        lines = instructions(host_url, *demo_client)
+        if demo_user is not None:
+            lines += user_instructions(host_url, demo_user)
+        for line in lines:
             console.print(line, soft_wrap=True, markup=False, highlight=False)
     else:
         console.print(
