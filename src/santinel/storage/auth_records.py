@@ -18,6 +18,12 @@ class ClientRecord:
     redirect_uris: tuple[str, ...] = ()
     disabled: bool = False
     created_us: int = 0
+    rate_limit: str | None = None  # e.g. "600/minute"; None: the tier's default
+    quota: str | None = None  # e.g. "100000/day"; None: the tier's default
+    allowed_types: str | None = None  # partner contract: space-separated types; None: any
+    purposes: str | None = None  # partner contract: space-separated purpose-of-use codes
+    cert_thumbprint: str | None = None  # x5t#S256 of the client's mTLS certificate
+    require_dpop: bool = False  # tokens must be DPoP-bound (RFC 9449)
 
 
 @dataclass(frozen=True)

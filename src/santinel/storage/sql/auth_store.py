@@ -114,4 +114,10 @@ def _client(row: Any) -> ClientRecord:
         redirect_uris=tuple(orjson.loads(row.redirect_uris)),
         disabled=bool(row.disabled),
         created_us=row.created_us,
+        rate_limit=row.rate_limit,
+        quota=row.quota,
+        allowed_types=row.allowed_types,
+        purposes=row.purposes,
+        cert_thumbprint=row.cert_thumbprint,
+        require_dpop=bool(row.require_dpop),
     )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -198,6 +199,13 @@ oauth_client = Table(
     Column("redirect_uris", Text, nullable=False),
     Column("disabled", Boolean, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # gateway (0006): limits, partner contract, sender constraints
+    Column("rate_limit", String(64), nullable=True),  # e.g. "600/minute"
+    Column("quota", String(64), nullable=True),  # e.g. "100000/day"
+    Column("allowed_types", Text, nullable=True),  # space-separated; None: any type
+    Column("purposes", Text, nullable=True),  # space-separated purpose-of-use codes
+    Column("cert_thumbprint", String(64), nullable=True),  # x5t#S256 of its mTLS certificate
+    Column("require_dpop", Boolean, nullable=False, server_default=false()),
 )
 signing_key = Table(
     "signing_key",
