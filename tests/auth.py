@@ -8,12 +8,14 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Generator
+from typing import Any
 
 import httpx
 
 from santinel.auth.scopes import parse_scopes
 from santinel.cli.store import auth_store, grant_store
 from santinel.crypto.secrets import random_token, token_digest
+from santinel.services.oauth.keys import load_keyring
 from santinel.services.oauth.users import new_user
 from santinel.settings import Settings
 from santinel.storage.auth_records import ClientRecord
@@ -122,3 +124,28 @@ class BearerAuth(httpx.Auth):
         # the token is fetched with a (short) blocking call, then cached for every task
         request.headers["Authorization"] = f"Bearer {self.token()}"
         yield request
+
+
+def mint(server: Any, settings: Settings, scope: str, **context: str) -> str:
+    """An access token as the token endpoint issues it, with a launch context."""
+    client_id, _ = register_client(settings, scope)
+
+    async def sign() -> str:
+        async with auth_store(settings) as store:
+            keyring = await load_keyring(store)
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": server.url,
+            "aud": server.base,
+            "sub": client_id,
+            "client_id": client_id,
+            "scope": parse_scopes(scope).text,
+            "tier": "internal",
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + 300,
+            **context,
+        }
+        return keyring.sign(claims, "at+jwt")
+
+    return asyncio.run(sign())

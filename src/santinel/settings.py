@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     search_timeout_seconds: float = Field(
         10.0, gt=0, description="Time budget of one search query; beyond it → 422 `too-costly`."
     )
+    audit_key_file: Path | None = Field(
+        None,
+        description="Private key signing the audit trail's checkpoints (created 0600 when "
+        "missing; default: audit-signing-key.pem in the data dir). Keep it where the database "
+        "administrator cannot read it.",
+    )
+    audit_checkpoint_seconds: float = Field(
+        10.0, gt=0, description="How often the head of the audit chain is signed."
+    )
     cors_origins: str = Field(
         "",
         description="Extra browser origins allowed by CORS, comma-separated "
@@ -66,6 +75,10 @@ class Settings(BaseSettings):
     demo_patients: int = Field(
         25, ge=0, description="Synthetic patients loaded by `--demo-on-first-start`."
     )
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit-signing-key.pem"
 
     @property
     def sqlite_path(self) -> Path:

@@ -37,9 +37,11 @@ from tests.conformance.report import (
 
 WORKERS = 8
 PUT_ROUNDS = 5  # a rejected example is replaced by another one with the same parameters
-# 1,649 verified on both backends when written; fewer means examples newly refused or values no
-# longer extracted (which the skipped list of the report explains).
-MIN_VERIFIED = 1_640
+# 1,649 verified on both backends when written; 1,626 since AuditEvents became read-only through
+# the API (written by the audit trail only, searched through its own columns): the official
+# AuditEvent examples can no longer be stored, so their parameters are reported as skipped.
+# Fewer means examples newly refused or values no longer extracted (see the report's skipped list).
+MIN_VERIFIED = 1_620
 RESULTS: dict[str, dict[Pair, Outcome]] = {}  # per backend, for the report
 
 

@@ -61,7 +61,17 @@ OVER_LIMIT = (
     "a Bundle of the specification's own definitions, larger than the test server's 1 MiB body "
     "limit (two are sent again with a larger limit below)"
 )
+READ_ONLY = "AuditEvents are written by the audit trail only: the API refuses them (405)"
 EXPECTED_REJECTIONS: dict[str, tuple[int, str]] = {
+    "AuditEvent-example.json": (405, READ_ONLY),
+    "AuditEvent-example-disclosure.json": (405, READ_ONLY),
+    "AuditEvent-example-error.json": (405, READ_ONLY),
+    "AuditEvent-example-login.json": (405, READ_ONLY),
+    "AuditEvent-example-logout.json": (405, READ_ONLY),
+    "AuditEvent-example-media.json": (405, READ_ONLY),
+    "AuditEvent-example-pixQuery.json": (405, READ_ONLY),
+    "AuditEvent-example-rest.json": (405, READ_ONLY),
+    "AuditEvent-example-search.json": (405, READ_ONLY),
     "ActivityDefinition-blood-tubes-supply.json": (422, TXT_2),
     "ActivityDefinition-heart-valve-replacement.json": (422, TXT_2),
     "EventDefinition-example.json": (422, TXT_2),

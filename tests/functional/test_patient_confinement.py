@@ -12,9 +12,7 @@ server's own signing keys, with the claims the token endpoint issues.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,11 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from santinel.auth.scopes import parse_scopes
-from santinel.cli.store import auth_store
-from santinel.services.oauth.keys import load_keyring
 from santinel.settings import Settings
-from tests.auth import register_client
+from tests.auth import mint as mint
 from tests.services import LiveServer
 
 HEADERS = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
@@ -38,31 +33,6 @@ World = dict[str, str]
 
 
 # -- tokens ---------------------------------------------------------------------------------
-
-
-def mint(server: LiveServer, settings: Settings, scope: str, **context: str) -> str:
-    """An access token as the token endpoint issues it, with a launch context."""
-    client_id, _ = register_client(settings, scope)
-
-    async def sign() -> str:
-        async with auth_store(settings) as store:
-            keyring = await load_keyring(store)
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": server.url,
-            "aud": server.base,
-            "sub": client_id,
-            "client_id": client_id,
-            "scope": parse_scopes(scope).text,
-            "tier": "internal",
-            "jti": uuid.uuid4().hex,
-            "iat": now,
-            "exp": now + 300,
-            **context,
-        }
-        return keyring.sign(claims, "at+jwt")
-
-    return asyncio.run(sign())
 
 
 def http_with(server: LiveServer, token: str) -> httpx.Client:

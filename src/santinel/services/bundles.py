@@ -10,7 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from santinel.errors import BadRequest, FhirError, PayloadTooLarge
+from santinel.errors import BadRequest, FhirError, Forbidden, PayloadTooLarge
 from santinel.fhir import references, validation
 from santinel.fhir.bundle import bundle as make_bundle
 from santinel.fhir.json import JsonObject, parse_object
@@ -129,6 +129,8 @@ def _write_entry(request: FhirRequest, outcome: transaction.Outcome) -> JsonObje
 
 def _require_entry(request: FhirRequest, entry: Entry) -> None:
     """Check a transaction write as if it came alone, and the searches it implies."""
+    if entry.resource_type == "AuditEvent":
+        raise Forbidden("AuditEvents are written by the server only; they cannot be changed.")
     try:
         # a confined decision is applied by the write itself (`confined_writes`)
         guard.require(request.principal, entry.interaction(), entry.resource_type)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from santinel.audit.checkpoint import load_or_create_key
 from santinel.crypto.jwt import KeyRing
+from santinel.services.audit import AuditService
 from santinel.services.authn import Authenticator
 from santinel.services.dispatch import FhirService
 from santinel.services.oauth import jwks_fetch
@@ -28,6 +30,7 @@ class Container:
     authenticator: Authenticator
     key_refresher: KeyRefresher
     jwks_fetcher: JwksFetcher
+    audit: AuditService
 
     @classmethod
     async def open(
@@ -61,6 +64,13 @@ class Container:
         key_refresher.start()
         jwks_fetcher = JwksFetcher()
         jwks_fetch.attach(auth_store, jwks_fetcher)
+        audit = AuditService(
+            repository.audit,
+            load_or_create_key(settings.audit_key_path),
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+        )
+        repository.before_commit = audit.on_commit
+        audit.start()
         return cls(
             settings,
             repository,
@@ -71,9 +81,11 @@ class Container:
             authenticator,
             key_refresher,
             jwks_fetcher,
+            audit,
         )
 
     async def close(self) -> None:
+        await self.audit.close()
         await self.key_refresher.close()
         await self.repository.close()
 

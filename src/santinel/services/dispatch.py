@@ -10,6 +10,8 @@ from santinel import __version__
 from santinel.errors import MethodNotAllowed, NotFound, UnknownResourceType
 from santinel.fhir.resource_types import is_resource_type
 from santinel.services import (
+    audit_api,
+    audit_context,
     bundles,
     capability,
     guard,
@@ -91,12 +93,23 @@ def access_target(interaction: str, path: tuple[str, ...]) -> str:
 UNGUARDED = frozenset({"capabilities", "search-system", "transaction"})
 
 
+def interaction_of(method: str, path: tuple[str, ...]) -> str | None:
+    """The interaction a request asks for, or None (what the audit trail records even when the
+    request is refused before it is routed)."""
+    return ROUTES.get((path_shape(path), method))
+
+
 class FhirService:
     def __init__(self, repository: FhirRepository, settings: Settings) -> None:
         self.repository = repository
         self.settings = settings
 
     async def handle(self, request: FhirRequest) -> FhirResponse:
+        if audit_api.is_audit_request(request):
+            scope = audit_context.current()
+            if scope is not None and request.path[0] == "Patient":
+                scope.interaction = audit_api.ACCESS_LOG
+            return await audit_api.handle(self.repository, request)
         shape = path_shape(request.path)
         if shape.startswith("type") and not is_resource_type(request.path[0]):
             raise UnknownResourceType(f"'{request.path[0][:64]}' is not a FHIR R4 resource type.")
@@ -108,6 +121,9 @@ class FhirService:
                     f"{request.method} is not allowed here.", headers={"Allow": ", ".join(allowed)}
                 )
             raise NotFound("No FHIR interaction is defined at this URL.")
+        scope = audit_context.current()
+        if scope is not None and scope.interaction is None:
+            scope.interaction = interaction  # a batch's entries keep the batch's
         return await self._run(interaction, request)
 
     async def _unguarded(

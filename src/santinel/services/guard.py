@@ -53,6 +53,7 @@ from santinel.fhir.search.query import (
     SearchQuery,
     parse_query,
 )
+from santinel.services import audit_context
 from santinel.services.authn import unauthorized
 from santinel.storage.base import StoredVersion, TypeFilter
 
@@ -67,6 +68,7 @@ def require(principal: Principal | None, interaction: str, resource_type: str) -
     decision = authorize(principal, interaction, resource_type)
     if not decision.allowed:
         raise Forbidden(DENIED)
+    audit_context.note_policy(decision.scope)
     return decision
 
 

@@ -18,7 +18,7 @@ from santinel.fhir.bundle import Link, bundle
 from santinel.fhir.dates import parse_period
 from santinel.fhir.json import parse_object
 from santinel.fhir.resource import instant
-from santinel.services import guard
+from santinel.services import audit_context, guard
 from santinel.services.request import FhirRequest, FhirResponse, is_digits
 from santinel.storage.base import FhirRepository, HistoryQuery, StoredVersion
 from santinel.types import ResourceId, ResourceType
@@ -55,6 +55,7 @@ async def history(
         versions = _visible_versions(request, decision, rtype, versions)
         total = None
     entries = [_entry(request, v) for v in versions]
+    audit_context.note_served(versions)
     scope = "/".join(p for p in (rtype, rid) if p)
     path = f"{request.base_url}/{scope + '/' if scope else ''}_history"
     links = [Link("self", _url(path, request, None))]

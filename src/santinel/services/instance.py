@@ -12,7 +12,7 @@ from santinel.fhir.json import parse_object
 from santinel.fhir.outcome import information
 from santinel.fhir.resource import is_valid_id
 from santinel.fhir.subsetting import select_elements, summarize
-from santinel.services import guard
+from santinel.services import audit_context, guard
 from santinel.services.confined_writes import confined
 from santinel.services.request import (
     FhirRequest,
@@ -44,6 +44,7 @@ async def read(
         raise Gone(f"{rtype}/{rid} was deleted.", headers=version_headers(stored))
     if _not_modified(request, stored):
         return FhirResponse(304, headers=version_headers(stored))
+    audit_context.note_served([stored])
     return shaped(request, FhirResponse.for_version(200, stored, request.base_url))
 
 
@@ -66,6 +67,7 @@ async def vread(
         raise Gone(
             f"Version {version} of {rtype}/{rid} is a deletion.", headers=version_headers(stored)
         )
+    audit_context.note_served([stored])
     return shaped(request, FhirResponse.for_version(200, stored, request.base_url))
 
 

@@ -17,7 +17,7 @@ from santinel.fhir.outcome import operation_outcome
 from santinel.fhir.search import registry
 from santinel.fhir.search.query import Criterion, Limits, SearchQuery, parse_query
 from santinel.fhir.subsetting import select_elements, summarize
-from santinel.services import guard
+from santinel.services import audit_context, guard
 from santinel.services.authn import unauthorized
 from santinel.services.request import FhirRequest, FhirResponse, is_digits
 from santinel.storage.base import FhirRepository, StoredVersion
@@ -185,11 +185,10 @@ async def _page(
         return FhirResponse(200, bundle("searchset", [], [Link("self", self_url)], total=total))
     window = [tuple(r.split("/", 1)) for r in refs[offset : offset + count]]
     matches = await repo.read_refs([(t, i) for t, i in window])
+    included = await _includes(repo, query, matches, limits, request.principal)
+    audit_context.note_served([*matches, *included])
     entries = [_entry(request.base_url, v, "match", query) for v in matches]
-    entries += [
-        _entry(request.base_url, v, "include", query)
-        for v in await _includes(repo, query, matches, limits, request.principal)
-    ]
+    entries += [_entry(request.base_url, v, "include", query) for v in included]
     if query.ignored:
         entries.append(_ignored_entry(query.ignored))
     links = [Link("self", self_url if offset == 0 else _page_url(request, snapshot, offset, count))]

@@ -108,7 +108,28 @@ class WriteTransaction(Protocol):
         inside this transaction."""
 
 
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters of an AuditEvent search (each None: no filter); newest first, keyset paged."""
+
+    patient: str | None = None
+    client_id: str | None = None
+    user_ref: str | None = None
+    outcome: str | None = None
+    action: str | None = None
+    subtype: str | None = None
+    entity: str | None = None
+    event_id: str | None = None
+    since_us: int | None = None  # recorded ≥
+    until_us: int | None = None  # recorded <
+    before_seq: int | None = None  # the page after a previous one
+    limit: int = 20
+
+
 class FhirRepository(Protocol):
+    # the audit trail (read side; writes are the audit service's)
+    async def audit_events(self, query: AuditQuery) -> list[tuple[int, bytes]]: ...
+
     # instance level
     async def read(
         self, resource_type: ResourceType, resource_id: ResourceId

@@ -17,10 +17,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from santinel.audit.events import Actor
 from santinel.auth.principal import Principal
 from santinel.errors import FhirError, PayloadTooLarge
 from santinel.logging import get_logger
+from santinel.services import audit_context
+from santinel.services.audit import AuditUnavailable
+from santinel.services.audit_context import AuditScope
 from santinel.services.container import Container
+from santinel.services.dispatch import interaction_of
 from santinel.services.request import FhirRequest
 from santinel.settings import Settings
 from santinel.web import negotiation, oauth
@@ -96,15 +101,20 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
     started = time.perf_counter()
     status = 500
     media = "application/fhir+json"
+    scope = audit_scope(request, request_id)
+    entered = audit_context.enter(scope)
     try:
         url_params = query_params(request)
         media = negotiation.response_type(
             request.headers.get("accept"), _last(url_params, "_format")
         )
         fhir_request = await to_fhir_request(request, settings, url_params)
+        scope.interaction = interaction_of(fhir_request.method, fhir_request.path)
         principal = await authenticate(request, container, settings, fhir_request.base_url)
+        scope.actor = actor_for(principal, scope.actor)
         fhir_request = dataclasses.replace(fhir_request, principal=principal)
         result = await container.service.handle(fhir_request)
+        await container.audit.request_done(scope, result.status)
         status = result.status
         response = fhir_response(
             result,
@@ -113,11 +123,15 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
             head=request.method == "HEAD",
         )
     except FhirError as error:
+        error = await audited_failure(container, scope, error)
         status = error.status
         response = error_response(error, media)
     except Exception:
         log.exception("unhandled error", request_id=request_id)
+        await audited_failure(container, scope, None)
         response = internal_error_response(request_id)
+    finally:
+        audit_context.leave(entered)
     response.headers["X-Request-Id"] = request_id
     log.info(
         "request",
@@ -128,6 +142,33 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
     return response
+
+
+def audit_scope(request: Request, request_id: str) -> AuditScope:
+    address = request.client.host if request.client else None
+    query = request.scope.get("query_string") or None
+    return AuditScope(Actor(client_address=address), request_id=request_id, query=query)
+
+
+def actor_for(principal: Principal | None, anonymous: Actor) -> Actor:
+    if principal is None:
+        return anonymous
+    user = principal.fhir_user or (f"user:{principal.user}" if principal.user else None)
+    return Actor(principal.client_id, anonymous.client_address, user, principal.purpose_of_use)
+
+
+async def audited_failure(
+    container: Container, scope: AuditScope, error: FhirError | None
+) -> FhirError:
+    """Record a refused or failed request; when even that cannot be written, the answer is
+    the audit trail's 503 (the request was not served anyway)."""
+    status = error.status if error is not None else 500
+    description = error.diagnostics[:200] if error is not None else "internal error"
+    try:
+        await container.audit.request_done(scope, status, description)
+    except AuditUnavailable as unavailable:
+        return unavailable
+    return error if error is not None else AuditUnavailable("internal error")
 
 
 def query_params(request: Request) -> list[tuple[str, str]]:

@@ -12,11 +12,13 @@ from sqlalchemy import Select, and_, exists, false, func, insert, or_, select, t
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from santinel.audit.records import AuditRecord
 from santinel.errors import Conflict, InvalidSearch
 from santinel.fhir.json import dumps
 from santinel.fhir.resource import now_micros, stamp
 from santinel.fhir.search.query import Include, SearchQuery, parse_query
 from santinel.storage.base import (
+    AuditQuery,
     HistoryPage,
     HistoryQuery,
     Method,
@@ -24,7 +26,8 @@ from santinel.storage.base import (
     StoredVersion,
     TypeFilter,
 )
-from santinel.storage.sql import dialects, migrations
+from santinel.storage.sql import audit_store, dialects, migrations
+from santinel.storage.sql.audit_store import SqlAuditStore
 from santinel.storage.sql.point_reads import Unavailable, point_reader
 from santinel.storage.sql.search import executor
 from santinel.storage.sql.search.indexing import IndexBuffer
@@ -44,6 +47,9 @@ class SqlWriteTransaction:
         self._last_updated = 0
         self._index = IndexBuffer()
         self._history: list[dict[str, Any]] = []
+        # every version this transaction wrote, with the one it replaced (audit: whose data)
+        self.written: list[tuple[StoredVersion, StoredVersion | None]] = []
+        self.audit_records: list[AuditRecord] = []  # appended to the audit chain before commit
 
     async def current(
         self, resource_type: ResourceType, resource_id: ResourceId
@@ -102,9 +108,15 @@ class SqlWriteTransaction:
         self._history.append(
             {"res_type": resource_type, "res_id": resource_id, "method": method, **row}
         )
-        return StoredVersion(
+        stored = StoredVersion(
             resource_type, resource_id, version, last_updated, body is None, body, method
         )
+        self.written.append((stored, previous))
+        return stored
+
+    def add_audit(self, records: Sequence[AuditRecord]) -> None:
+        """Records to commit with this transaction's data (or not at all)."""
+        self.audit_records.extend(records)
 
     def reindex(self, resource_type: str, resource_id: str, body: bytes) -> None:
         """Rebuild the index rows of a stored current version (`santinel db reindex`)."""
@@ -151,6 +163,14 @@ class SqlRepository:
         # One-statement reads need no transaction: on PostgreSQL, autocommit saves the BEGIN and
         # ROLLBACK round trips (two of the three a read by id otherwise costs).
         self._autocommit_reads = not dialects.is_sqlite(url)
+        # Called in every write transaction that wrote versions, right before its commit: the
+        # audit service adds the records of those changes (`tx.add_audit`), so they commit with
+        # the data or not at all.
+        self.before_commit: Callable[[SqlWriteTransaction], Awaitable[None]] | None = None
+        self.audit = SqlAuditStore(self.reader, self.writer)
+
+    async def audit_events(self, query: AuditQuery) -> list[tuple[int, bytes]]:
+        return await self.audit.search(query)
 
     # -- instance level -------------------------------------------------------------------
     async def read(
@@ -210,6 +230,9 @@ class SqlRepository:
                     tx = SqlWriteTransaction(connection)
                     result = await work(tx)
                     await tx.flush()
+                    if self.before_commit is not None and tx.written:
+                        await self.before_commit(tx)
+                    await audit_store.append(connection, tx.audit_records)
                     return result
             except (_RetryWrite, IntegrityError):
                 pass

@@ -304,3 +304,41 @@ launch_context = Table(
     Column("context", Text, nullable=False),
     Column("expires_us", BigInteger, nullable=False),
 )
+
+# --- Audit trail (append-only, hash-chained) -------------------------------------------------
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),  # chain position
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("recorded_us", BigInteger, nullable=False),
+    Column("patient", String(64), nullable=True),
+    Column("client_id", String(64), nullable=True),
+    Column("user_ref", String(200), nullable=True),
+    Column("action", String(1), nullable=False),
+    Column("outcome", String(2), nullable=False),
+    Column("subtype", String(64), nullable=False),
+    Column("entity", String(300), nullable=True),
+    Column("body", LargeBinary, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_event_patient", "patient", "seq"),
+    Index("ix_audit_event_client", "client_id", "seq"),
+    Index("ix_audit_event_recorded", "recorded_us"),
+)
+audit_checkpoint = Table(
+    "audit_checkpoint",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("signature", Text, nullable=False),
+)
+# After pruning: the (seq, hash) the remaining records chain from, signed with the audit key.
+audit_anchor = Table(
+    "audit_anchor",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signature", Text, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""The audit trail: IHE BALP-shaped AuditEvents, their hash chain and signed checkpoints."""

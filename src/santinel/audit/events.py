@@ -1,0 +1,218 @@
+"""AuditEvents shaped after IHE BALP (Basic Audit Log Patterns), built from plain values.
+
+One event says who (the client application with its network address, the user with
+`requestor = true` and purposeOfUse, this server), did what (type/subtype/action), to which
+data (the patient, the resource reference, the query as base64), when and with which outcome.
+Never a token, secret, password or resource body: only references and codes.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from santinel.audit.records import AuditRecord, from_event
+from santinel.fhir.resource import instant
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+REST_TYPE = {
+    "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+    "code": "rest",
+    "display": "Restful Operation",
+}
+AUTH_TYPE = {"system": DCM, "code": "110114", "display": "User Authentication"}
+RESTFUL = "http://hl7.org/fhir/restful-interaction"
+SANTINEL_SUBTYPES = "https://santinel.dev/fhir/CodeSystem/audit-subtype"
+AUTH_SUBTYPES = {
+    "login": {"system": DCM, "code": "110122", "display": "Login"},
+    "logout": {"system": DCM, "code": "110123", "display": "Logout"},
+}
+ACTIONS = {
+    "create": "C",
+    "read": "R",
+    "vread": "R",
+    "update": "U",
+    "patch": "U",
+    "conditional-update": "U",
+    "conditional-patch": "U",
+    "delete": "D",
+    "conditional-delete": "D",
+}
+OUTCOME_TEXT = {"0": "Success", "4": "Minor failure", "8": "Serious failure", "12": "Major failure"}
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+BALP_ENTITY = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+CLIENT_ID_SYSTEM = "urn:santinel:client"
+USER_ID_SYSTEM = "urn:santinel:user"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted, as authentication established it (None values: not known, e.g. no token)."""
+
+    client_id: str | None = None
+    client_address: str | None = None
+    user_ref: str | None = None  # fhirUser ("Practitioner/1") or "user:<id>"
+    purpose_of_use: tuple[str, ...] = ()
+    policy: str | None = None  # the scope that authorized the access (authorization decision)
+
+
+@dataclass(frozen=True)
+class Happening:
+    """What happened, to which data, with which outcome."""
+
+    subtype: str  # a restful interaction code, an operation name, or login/token/logout…
+    outcome: str = "0"  # 0 success, 4 minor failure (client), 8 serious failure (server)
+    outcome_desc: str | None = None
+    entity: str | None = None  # "Observation/1/_history/2"
+    patient: str | None = None
+    query: bytes | None = None  # the raw query string, base64 in the event
+    request_id: str | None = None
+
+
+def action_of(subtype: str) -> str:
+    return ACTIONS.get(subtype, "E")  # searches, history, operations, auth events: Execute
+
+
+def outcome_of(status: int) -> str:
+    return "0" if status < 400 else "4" if status < 500 else "8"
+
+
+def build(
+    event_id: str, recorded_us: int, actor: Actor, happening: Happening, observer: str
+) -> AuditRecord:
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": event_id,
+        "type": AUTH_TYPE if happening.subtype in ("login", "logout", "token") else REST_TYPE,
+        "subtype": [_subtype(happening.subtype)],
+        "action": action_of(happening.subtype),
+        "recorded": instant(recorded_us),
+        "outcome": happening.outcome,
+        "agent": _agents(actor, observer),
+        "source": {
+            "observer": {"display": observer},
+            "type": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    "code": "4",
+                    "display": "Application Server",
+                }
+            ],
+        },
+    }
+    if happening.outcome != "0":
+        event["outcomeDesc"] = happening.outcome_desc or OUTCOME_TEXT[happening.outcome]
+    entities = _entities(happening)
+    if entities:
+        event["entity"] = entities
+    summary = {
+        "patient": happening.patient,
+        "client_id": actor.client_id,
+        "user_ref": actor.user_ref,
+        "action": event["action"],
+        "outcome": happening.outcome,
+        "subtype": happening.subtype,
+        "entity": happening.entity,
+    }
+    return from_event(event, recorded_us, summary)
+
+
+def _subtype(code: str) -> dict[str, str]:
+    if code in AUTH_SUBTYPES:
+        return AUTH_SUBTYPES[code]
+    if code.startswith("$") or code in ("token", "token-refused", "throttled"):
+        return {"system": SANTINEL_SUBTYPES, "code": code}
+    return {"system": RESTFUL, "code": code}
+
+
+def _agents(actor: Actor, observer: str) -> list[dict[str, Any]]:
+    agents: list[dict[str, Any]] = []
+    if actor.client_id or actor.client_address:
+        client: dict[str, Any] = {
+            "type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
+            "who": {"identifier": {"system": CLIENT_ID_SYSTEM, "value": actor.client_id or "-"}},
+            "requestor": actor.user_ref is None,
+        }
+        if actor.client_address:
+            client["network"] = {"address": actor.client_address, "type": "2"}
+        if actor.policy:
+            client["policy"] = [f"urn:santinel:scope:{actor.policy}"]
+        agents.append(client)
+    if actor.user_ref:
+        user: dict[str, Any] = {
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+                        "code": "humanuser",
+                        "display": "human user",
+                    }
+                ]
+            },
+            "who": _who(actor.user_ref),
+            "requestor": True,
+        }
+        if actor.purpose_of_use:
+            user["purposeOfUse"] = [
+                {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": p}
+                    ]
+                }
+                for p in actor.purpose_of_use
+            ]
+        agents.append(user)
+    agents.append(
+        {
+            "type": {
+                "coding": [{"system": DCM, "code": "110152", "display": "Destination Role ID"}]
+            },
+            "who": {"display": observer},
+            "requestor": False,
+        }
+    )
+    return agents
+
+
+def _who(user_ref: str) -> dict[str, Any]:
+    if user_ref.startswith("user:"):
+        return {"identifier": {"system": USER_ID_SYSTEM, "value": user_ref[5:]}}
+    return {"reference": user_ref}
+
+
+def _entities(happening: Happening) -> list[dict[str, Any]]:
+    entities: list[dict[str, Any]] = []
+    if happening.patient:
+        entities.append(
+            {
+                "what": {"reference": f"Patient/{happening.patient}"},
+                "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+                "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
+            }
+        )
+    if happening.entity:
+        entities.append(
+            {
+                "what": {"reference": happening.entity},
+                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"},
+            }
+        )
+    if happening.query is not None:
+        entities.append(
+            {
+                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
+                "query": base64.b64encode(happening.query).decode("ascii"),
+            }
+        )
+    if happening.request_id:
+        entities.append(
+            {
+                "what": {"identifier": {"value": happening.request_id}},
+                "type": {"system": BALP_ENTITY, "code": "XrequestId"},
+            }
+        )
+    return entities

@@ -1,0 +1,51 @@
+"""An audit record as stored: the AuditEvent body plus the columns it is searched by.
+
+Every column is derived from the body (`from_event`), and the chain hash covers them all, so
+neither the body nor a search column can be changed without `santinel audit verify` noticing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+GENESIS = "0" * 64  # the hash "before" the first record of a chain
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    event_id: str
+    recorded_us: int
+    patient: str | None  # the patient whose data the event is about (access transparency)
+    client_id: str | None
+    user_ref: str | None  # "Practitioner/1", "Patient/2" or "user:<id>"
+    action: str  # C R U D E
+    outcome: str  # 0 4 8 12
+    subtype: str  # read, search-type, create, login, token…
+    entity: str | None  # the data reference, e.g. "Observation/1/_history/2"
+    body: bytes  # canonical JSON of the AuditEvent
+
+
+def canonical(data: Any) -> bytes:
+    """The serialization hashed and stored: sorted keys, no whitespace (stable across nodes)."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def from_event(
+    event: dict[str, Any], recorded_us: int, summary: dict[str, str | None]
+) -> AuditRecord:
+    """`summary`: patient, client_id, user_ref, action, outcome, subtype, entity."""
+    return AuditRecord(
+        event_id=str(event["id"]),
+        recorded_us=recorded_us,
+        patient=summary.get("patient"),
+        client_id=summary.get("client_id"),
+        user_ref=summary.get("user_ref"),
+        action=str(summary.get("action") or "E"),
+        outcome=str(summary.get("outcome") or "0"),
+        subtype=str(summary.get("subtype") or ""),
+        entity=summary.get("entity"),
+        body=canonical(event),
+    )

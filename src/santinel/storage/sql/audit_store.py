@@ -1,0 +1,201 @@
+"""SQL storage of the audit trail: append (chained, serialized), read back, checkpoints, prune.
+
+`append` runs inside whatever transaction the caller holds: the data change's own transaction
+(so a change without its audit record cannot commit) or a batch of its own. Appends are
+serialized on one lock (PostgreSQL advisory lock; SQLite's writer lock), so every node extends
+one chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from santinel.audit.chain import ChainedRow, link
+from santinel.audit.checkpoint import Checkpoint
+from santinel.audit.records import GENESIS, AuditRecord
+from santinel.storage.base import AuditQuery
+from santinel.storage.sql import dialects
+from santinel.storage.sql.tables import audit_anchor, audit_checkpoint, audit_event
+
+CHAIN_LOCK = "santinel-audit-chain"
+READ_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Anchor:
+    seq: int
+    hash: str
+    signature: str  # empty for the genesis anchor
+
+
+GENESIS_ANCHOR = Anchor(0, GENESIS, "")
+
+
+async def append(connection: AsyncConnection, records: Sequence[AuditRecord]) -> int:
+    """Chain `records` after the current head, in the caller's transaction; the last seq."""
+    if not records:
+        return 0
+    await dialects.serialize_on(connection, CHAIN_LOCK)
+    seq, previous = await _head(connection)
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        seq += 1
+        previous = link(previous, seq, record)
+        rows.append({"seq": seq, **record.__dict__, "hash": previous})
+    await connection.execute(insert(audit_event), rows)
+    return seq
+
+
+async def _head(connection: AsyncConnection) -> tuple[int, str]:
+    last = (
+        await connection.execute(
+            select(audit_event.c.seq, audit_event.c.hash)
+            .order_by(audit_event.c.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    if last is not None:
+        return int(last.seq), str(last.hash)
+    anchor = await _anchor(connection)
+    return anchor.seq, anchor.hash
+
+
+async def _anchor(connection: AsyncConnection) -> Anchor:
+    row = (await connection.execute(select(audit_anchor).where(audit_anchor.c.id == 1))).first()
+    return Anchor(int(row.seq), str(row.hash), str(row.signature)) if row else GENESIS_ANCHOR
+
+
+def _record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        event_id=row.event_id,
+        recorded_us=row.recorded_us,
+        patient=row.patient,
+        client_id=row.client_id,
+        user_ref=row.user_ref,
+        action=row.action,
+        outcome=row.outcome,
+        subtype=row.subtype,
+        entity=row.entity,
+        body=bytes(row.body),
+    )
+
+
+class SqlAuditStore:
+    def __init__(self, reader: AsyncEngine, writer: AsyncEngine) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def write(self, records: Sequence[AuditRecord]) -> int:
+        """Append in a transaction of their own (events of reads, denials, sign-ins)."""
+        async with self.writer.begin() as connection:
+            return await append(connection, records)
+
+    async def head(self) -> tuple[int, str]:
+        async with self.reader.connect() as connection:
+            return await _head(connection)
+
+    async def anchor(self) -> Anchor:
+        async with self.reader.connect() as connection:
+            return await _anchor(connection)
+
+    async def rows(self, after_seq: int = 0) -> AsyncIterator[ChainedRow]:
+        """Every record after `after_seq`, in chain order, read in batches."""
+        cursor = after_seq
+        while True:
+            async with self.reader.connect() as connection:
+                batch = (
+                    await connection.execute(
+                        select(audit_event)
+                        .where(audit_event.c.seq > cursor)
+                        .order_by(audit_event.c.seq)
+                        .limit(READ_BATCH)
+                    )
+                ).all()
+            for row in batch:
+                yield ChainedRow(int(row.seq), _record(row), str(row.hash))
+            if len(batch) < READ_BATCH:
+                return
+            cursor = int(batch[-1].seq)
+
+    async def search(self, query: AuditQuery) -> list[tuple[int, bytes]]:
+        """(seq, AuditEvent JSON) of the matching records, newest first."""
+        statement = _filtered(select(audit_event.c.seq, audit_event.c.body), query)
+        statement = statement.order_by(audit_event.c.seq.desc()).limit(query.limit)
+        async with self.reader.connect() as connection:
+            return [(int(r.seq), bytes(r.body)) for r in await connection.execute(statement)]
+
+    # -- checkpoints and pruning ----------------------------------------------------------
+    async def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        async with self.writer.begin() as connection:
+            known = await connection.execute(
+                select(audit_checkpoint.c.seq).where(audit_checkpoint.c.seq == checkpoint.seq)
+            )
+            if known.first() is None:
+                await connection.execute(insert(audit_checkpoint).values(**checkpoint.__dict__))
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        async with self.reader.connect() as connection:
+            rows = await connection.execute(
+                select(audit_checkpoint).order_by(audit_checkpoint.c.seq)
+            )
+            return [Checkpoint(int(r.seq), r.hash, int(r.created_us), r.signature) for r in rows]
+
+    async def prune(self, through_seq: int, anchor: Anchor) -> int:
+        """Delete records up to `through_seq` (their hash is `anchor.hash`) and their checkpoints;
+        the anchor, signed by the caller, lets the rest verify. Returns how many were deleted."""
+        async with self.writer.begin() as connection:
+            await dialects.serialize_on(connection, CHAIN_LOCK)
+            result = await connection.execute(
+                delete(audit_event).where(audit_event.c.seq <= through_seq)
+            )
+            await connection.execute(
+                delete(audit_checkpoint).where(audit_checkpoint.c.seq < through_seq)
+            )
+            await connection.execute(delete(audit_anchor))
+            await connection.execute(
+                insert(audit_anchor).values(
+                    id=1, seq=anchor.seq, hash=anchor.hash, signature=anchor.signature
+                )
+            )
+        return int(result.rowcount)
+
+    async def seq_before(self, recorded_us: int) -> tuple[int, str] | None:
+        """The last record recorded before `recorded_us` (where pruning by age stops)."""
+        async with self.reader.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(audit_event.c.seq, audit_event.c.hash)
+                    .where(audit_event.c.recorded_us < recorded_us)
+                    .order_by(audit_event.c.seq.desc())
+                    .limit(1)
+                )
+            ).first()
+        return (int(row.seq), str(row.hash)) if row else None
+
+
+def _filtered(statement: Select[Any], query: AuditQuery) -> Select[Any]:
+    column_filters = {
+        audit_event.c.patient: query.patient,
+        audit_event.c.client_id: query.client_id,
+        audit_event.c.user_ref: query.user_ref,
+        audit_event.c.outcome: query.outcome,
+        audit_event.c.action: query.action,
+        audit_event.c.subtype: query.subtype,
+        audit_event.c.entity: query.entity,
+        audit_event.c.event_id: query.event_id,
+    }
+    for column, value in column_filters.items():
+        if value is not None:
+            statement = statement.where(column == value)
+    if query.since_us is not None:
+        statement = statement.where(audit_event.c.recorded_us >= query.since_us)
+    if query.until_us is not None:
+        statement = statement.where(audit_event.c.recorded_us < query.until_us)
+    if query.before_seq is not None:
+        statement = statement.where(audit_event.c.seq < query.before_seq)
+    return statement
