@@ -167,8 +167,10 @@ def santinel_launcher() -> list[str]:
     return [sys.executable, "-c", "from santinel.cli.main import main; main()"]
 
 
-def santinel_command(port: int, store: list[str]) -> list[str]:
-    return [*santinel_launcher(), "serve", "--host", "127.0.0.1", "--port", str(port), *store]
+def santinel_command(port: int, store: list[str], *, https: bool = False) -> list[str]:
+    """`santinel serve` on the loopback: plain HTTP (`--http`) unless `https` (its default)."""
+    command = [*santinel_launcher(), "serve", "--host", "127.0.0.1", "--port", str(port), *store]
+    return command if https else [*command, "--http"]
 
 
 def obtain_authorization(server: Server, store: list[str], env: dict[str, str]) -> str:

@@ -42,6 +42,7 @@ class LoadSpec:
     cpu: int | None = None  # core to pin the generator to
     nice: int = 0  # scheduling priority change for the generator process
     authorization: str | None = None  # "Bearer …" for the secured server
+    close: bool = False  # `Connection: close`: a new connection (and TLS handshake) per request
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def run_load(spec: LoadSpec, workdir: Path, *, use_wrk: bool) -> LoadResult:
             exe, "-t1", f"-c{spec.concurrency}", f"-d{spec.duration_s}s", "--timeout", "10s",
             "-s", str(WRK_SCRIPT), spec.url, "--",
             spec.method, str(paths_file), str(body_file) if spec.body else "",
-            spec.authorization or "",
+            spec.authorization or "", "close" if spec.close else "",
         ]  # fmt: skip
     else:
         command = [
@@ -131,6 +132,8 @@ def run_load(spec: LoadSpec, workdir: Path, *, use_wrk: bool) -> LoadResult:
             command += ["--body-file", str(body_file)]
         if spec.authorization:
             command += ["--authorization", spec.authorization]
+        if spec.close:
+            command += ["--close"]
     before = _children_cpu()
     done = subprocess.run(
         command,
@@ -180,6 +183,7 @@ async def drive(
     duration: float,
     c: int,
     authorization: str | None = None,
+    close: bool = False,
 ) -> dict[str, float | int]:
     import httpx
 
@@ -189,7 +193,7 @@ async def drive(
         headers["Content-Type"] = "application/fhir+json"
     if authorization:
         headers["Authorization"] = authorization
-    limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
+    limits = httpx.Limits(max_connections=c, max_keepalive_connections=0 if close else c)
     latencies: list[float] = []
     errors = 0
     rng = random.Random()
@@ -235,11 +239,21 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--authorization", help="Authorization header value for every request.")
+    parser.add_argument("--close", action="store_true", help="a new connection per request")
     args = parser.parse_args()
     paths = [p for p in args.paths_file.read_text().splitlines() if p]
     body = args.body_file.read_bytes() if args.body_file else None
     duration = min(max(args.duration, 0.1), 3600.0)
-    work = drive(args.url, args.method, paths, body, duration, args.concurrency, args.authorization)
+    work = drive(
+        args.url,
+        args.method,
+        paths,
+        body,
+        duration,
+        args.concurrency,
+        args.authorization,
+        args.close,
+    )
     try:
         import uvloop
     except ImportError:

@@ -1,5 +1,7 @@
 -- wrk script for Santinel benchmarks: random paths from a file, an optional fixed body, and a
--- machine-readable summary line. Arguments (after `--`): METHOD PATHS_FILE [BODY_FILE]
+-- machine-readable summary line. Arguments (after `--`):
+-- METHOD PATHS_FILE [BODY_FILE [AUTHORIZATION ["close"]]]; "close" sends `Connection: close`, so
+-- every request opens a new connection (and, over HTTPS, a new TLS handshake).
 local paths = {}
 local method = "GET"
 local body = nil
@@ -18,6 +20,9 @@ function init(args)
   end
   if args[4] ~= nil and args[4] ~= "" then
     headers["Authorization"] = args[4]
+  end
+  if args[5] == "close" then
+    headers["Connection"] = "close"
   end
   math.randomseed(os.time())
 end

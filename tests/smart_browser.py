@@ -7,6 +7,7 @@ import base64
 import hashlib
 import re
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,6 +36,7 @@ class AuthorizationRun:
     state: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     browser: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False))
     pages: list[httpx.Response] = field(default_factory=list)
+    verify: ssl.SSLContext | bool = True  # the token request's TLS trust (`browser` has its own)
 
     def __post_init__(self) -> None:
         if not self.verifier:
@@ -106,4 +108,4 @@ class AuthorizationRun:
         }
         data.update({k: v for k, v in overrides.items() if v is not None})
         data = {k: v for k, v in data.items() if overrides.get(k, "") is not None}
-        return httpx.post(f"{self.issuer}/oauth/token", data=data)
+        return httpx.post(f"{self.issuer}/oauth/token", data=data, verify=self.verify)

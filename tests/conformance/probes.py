@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from santinel.fhir.dates import EPOCH, parse_period
 from santinel.fhir.search import registry
 from santinel.fhir.search.convert_date import DATE_MAX, DATE_MIN
+from santinel.fhir.search.identifying import protection
 from santinel.fhir.search.normalize import MAX_INDEXED
 from santinel.fhir.search.values import (
     CompositeValue,
@@ -39,6 +40,7 @@ from santinel.fhir.search.values import (
     TokenValue,
     UriValue,
 )
+from santinel.storage.sql.search.blind import MAX_PREFIX, MIN_PREFIX, PREFIXED
 
 Span = tuple[int, int]  # earliest start, latest end of a parameter's dates
 SPECIAL = re.compile(r"([\\,$|])")
@@ -82,7 +84,7 @@ def probes(
     values in the resource (another value must not match it either)."""
     match value:
         case StringValue():
-            return _string(name, value)
+            return _string(resource_type, name, value)
         case TokenValue() if value.code is None and value.system is None:
             return _token_text(name, value.text)
         case ReferenceValue() if value.target_id is None and value.url.startswith("#"):
@@ -119,8 +121,14 @@ def criteria(value: IndexValue, name: str = "", span: Span | None = None) -> For
     return None
 
 
-def _string(name: str, value: StringValue) -> list[Probe]:
+def _string(resource_type: str, name: str, value: StringValue) -> list[Probe]:
     prefix = value.normalized[: max(1, len(value.normalized) // 2)].rstrip()
+    if protection(resource_type, name) is not None:
+        # a blind index matches whole values and, on names and cities, prefixes of 3 to 20
+        shortest = value.normalized[:MIN_PREFIX].rstrip()
+        prefix = value.normalized if len(shortest) < MIN_PREFIX else prefix[:MAX_PREFIX]
+        prefix = prefix if len(prefix) >= MIN_PREFIX else shortest
+        prefix = prefix if name in PREFIXED else value.normalized
     # Strings are indexed on their first MAX_INDEXED normalized characters; a longer search
     # value is compared on as many, so the near miss differs within them.
     near_miss = value.normalized[: MAX_INDEXED - 3] + "zzz"

@@ -15,8 +15,9 @@ import pytest
 
 from santinel.audit.chain import ChainedRow, first_break
 from santinel.storage.sql.repository import SqlRepository
-from tests.auth import mint, register_client
+from tests.auth import mint, register_client, register_public_client, register_user
 from tests.services import LiveServer
+from tests.smart_browser import AuthorizationRun
 
 HEADERS = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
 
@@ -279,3 +280,46 @@ def test_a_patient_sees_who_accessed_their_record_and_nothing_else(
         mine = http.get("/AuditEvent").json()
         assert mine["entry"]
         assert all(patient_of(e["resource"]) == people["a"] for e in mine["entry"])
+
+
+def test_tokens_and_sign_ins_are_audited_without_secrets(
+    server: LiveServer, people: dict[str, str]
+) -> None:
+    client_id, secret = register_client(server.settings, "system/Patient.rs")
+    token_url = f"{server.url}/oauth/token"
+    form = {"grant_type": "client_credentials"}
+    assert httpx.post(token_url, auth=(client_id, secret), data=form).status_code == 200
+    wrong = "Wr0ng-" + uuid.uuid4().hex
+    assert httpx.post(token_url, auth=(client_id, wrong), data=form).status_code == 401
+
+    username, password = f"aud-{uuid.uuid4().hex[:8]}", "a long enough password " + uuid.uuid4().hex
+    register_user(server.settings, username, password, f"Patient/{people['a']}")
+    app = register_public_client(server.settings, ["http://127.0.0.1:9/cb"], "patient/*.rs")
+    run = AuthorizationRun(server.url, server.base, app, "http://127.0.0.1:9/cb", "patient/*.rs")
+    run.open()
+    bad_password = "Typed-In-Error-" + uuid.uuid4().hex
+    assert run.login(username, bad_password).status_code == 401
+    assert 'id="approve"' in run.login(username, password).text
+
+    rows = trail(server)
+    bodies = [orjson.loads(row.record.body) for row in rows]
+    tokens = [
+        e
+        for e in bodies
+        if e["subtype"][0]["code"] == "token"
+        and e["agent"][0]["who"]["identifier"]["value"] == client_id
+    ]
+    assert sorted(e["outcome"] for e in tokens) == ["0", "4"]
+    assert next(e for e in tokens if e["outcome"] == "4")["outcomeDesc"] == "invalid_client"
+    sign_ins = [
+        e
+        for e in bodies
+        if e["subtype"][0]["code"] == "110122"
+        and e["agent"][0]["who"]["identifier"]["value"] == app
+    ]
+    assert sorted(e["outcome"] for e in sign_ins) == ["0", "4"]
+    succeeded = next(e for e in sign_ins if e["outcome"] == "0")
+    assert {"reference": f"Patient/{people['a']}"} in [a["who"] for a in succeeded["agent"]]
+    everything = b"".join(row.record.body for row in rows)
+    for secret_value in (secret, wrong, password, bad_password, username):
+        assert secret_value.encode() not in everything

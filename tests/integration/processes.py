@@ -5,16 +5,18 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 import httpx
 
-from tests.services import free_port
+from tests.services import TLS, free_port
 
 # The console script next to the interpreter running the tests (.venv/bin/santinel).
 SANTINEL = str(Path(sys.executable).with_name("santinel"))
@@ -40,16 +42,45 @@ def run_santinel(*args: str, timeout: float = 120) -> subprocess.CompletedProces
 
 
 class ServerProcess:
-    """`santinel serve` on a free port with the given store flags; stderr goes to `log`."""
+    """`santinel serve` on a free port with the given store flags; stderr goes to `log`.
 
-    def __init__(self, store: list[str], log: Path) -> None:
+    Plain HTTP on 127.0.0.1 (`--http`), unless `tls`: then the real default, HTTPS with the
+    development CA the server creates in its data dir, which `verify()` trusts. `extra`: more
+    flags for `serve`."""
+
+    def __init__(
+        self,
+        store: list[str],
+        log: Path,
+        *,
+        tls: bool = False,
+        extra: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.store = store
         self.log = log
+        self.tls = tls
+        self.extra = list(extra)
+        self.env = dict(env or {})  # SANTINEL_* settings given to this server only
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.base = f"{self.url}/fhir"
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
+        self._verify: ssl.SSLContext | None = None
+
+    @property
+    def ca_file(self) -> Path:
+        """The development CA `serve` creates (under `--data-dir`)."""
+        return Path(self.store[self.store.index("--data-dir") + 1]) / "tls" / "ca.pem"
+
+    def verify(self) -> ssl.SSLContext:
+        """What clients of this server trust: its development CA (HTTPS), else the default."""
+        if not self.tls:
+            return TLS
+        if self._verify is None:
+            self._verify = ssl.create_default_context(cafile=str(self.ca_file))
+        return self._verify
 
     @functools.cached_property
     def auth(self) -> httpx.Auth:
@@ -67,8 +98,13 @@ class ServerProcess:
     def start(self) -> subprocess.Popen[bytes]:
         self._stderr = self.log.open("ab")
         self.process = subprocess.Popen(
-            [SANTINEL, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.store],
-            env=clean_environment(),
+            [
+                *(SANTINEL, "serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                *self.store,
+                *self.extra,
+                *([] if self.tls else ["--http"]),
+            ],
+            env={**clean_environment(), **self.env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
@@ -84,7 +120,10 @@ class ServerProcess:
                     f"santinel serve exited ({self.process.returncode}):\n{self.stderr()}"
                 )
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if self.tls and not self.ca_file.exists():
+                    raise httpx.ConnectError("no CA yet")
+                answer = httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify())
+                if answer.status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -123,7 +162,11 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         self.start()
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a server that did not come up running
+            raise
         return self
 
     def __exit__(

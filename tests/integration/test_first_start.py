@@ -1,5 +1,6 @@
 """`make run`'s first start: the printed copy-paste commands really get a token and read a
-patient, and the printed demo user really signs in to a SMART app as that patient."""
+patient (over HTTPS, trusting the development CA they name), and the printed demo user really
+signs in to a SMART app as that patient."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ SIGN_IN = re.compile(r"sign in as (\S+) / (\S+) \((Patient/[^)]+)\)")
 
 def test_the_printed_commands_work(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
-    with ServerProcess(["--data-dir", data, "--demo-on-first-start"], tmp_path / "log") as server:
+    store = ["--data-dir", data, "--demo-on-first-start"]
+    with ServerProcess(store, tmp_path / "log", tls=True) as server:
         printed = server.stderr()
+        assert f"curl --cacert {server.ca_file}" in printed
         token_line = next(line for line in printed.splitlines() if "TOKEN=$(curl" in line)
         read_line = next(line for line in printed.splitlines() if "Bearer $TOKEN" in line)
         script = f"{token_line.strip()}\n{read_line.strip()}\n"
@@ -48,14 +51,22 @@ def test_the_printed_commands_work(tmp_path: Path) -> None:
         )
         assert added.returncode == 0, added.stderr
         client_id = json.loads(added.stdout)["client_id"]
+        browser = httpx.Client(follow_redirects=False, verify=server.verify())
         run = AuthorizationRun(
-            server.url, server.base, client_id, redirect, "launch/patient patient/*.rs"
+            server.url,
+            server.base,
+            client_id,
+            redirect,
+            "launch/patient patient/*.rs",
+            browser=browser,
+            verify=server.verify(),
         )
         token = run.exchange(run.code(username, password)).json()
         assert f"Patient/{token['patient']}" == fhir_user
         own = httpx.get(
             f"{server.base}/{fhir_user}",
             headers={"Authorization": f"Bearer {token['access_token']}"},
+            verify=server.verify(),
         )
         assert own.status_code == 200
     assert password not in (tmp_path / "data" / "santinel.sqlite3").read_bytes().decode("latin-1")

@@ -8,16 +8,20 @@ from pathlib import Path
 import anyio
 import pytest
 
+from santinel.crypto.envelope import new_key
+from santinel.crypto.key_providers import EnvKeyProvider, key_text
 from santinel.fhir.resource import now_micros
 from santinel.settings import to_sqlalchemy_url
 from santinel.storage.base import StoredVersion, WriteTransaction
 from santinel.storage.sql import migrations
+from santinel.storage.sql.keystore import DataKeys
 from santinel.storage.sql.point_reads import (
     PostgresPointReader,
     SqlitePointReader,
     Unavailable,
 )
 from santinel.storage.sql.repository import SqlRepository
+from santinel.storage.sql.sealing import KeyedSealer
 from santinel.types import ResourceId, ResourceType, VersionId
 from tests.services import postgres_database
 
@@ -28,6 +32,9 @@ async def _compare(url: str) -> None:
     repository = SqlRepository(url)
     try:
         await migrations.upgrade(repository.writer)
+        provider = EnvKeyProvider(key_text(new_key()))
+        keys = await DataKeys.open(provider, repository.reader, repository.writer)
+        repository.use_sealer(KeyedSealer(keys))
         rid = ResourceId("fast-lane")
 
         async def write(tx: WriteTransaction, body: dict[str, object] | None) -> StoredVersion:

@@ -16,7 +16,7 @@ from santinel.services.container import Container
 from santinel.services.guard import OPERATOR
 from santinel.services.request import FhirRequest
 from santinel.settings import Settings
-from santinel.storage.sql.tables import search_string
+from santinel.storage.sql.tables import search_token
 from tests.services import postgres_database
 
 
@@ -38,7 +38,7 @@ async def _seed_then_lose_index(settings: Settings) -> None:
                 FhirRequest("PUT", ("Patient", f"r{n}"), body=body.encode(), principal=OPERATOR)
             )
         async with container.repository.writer.begin() as connection:
-            await connection.execute(delete(search_string))
+            await connection.execute(delete(search_token))  # names are blind indexes there
     finally:
         await container.close()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from santinel.auth import tiers
 from santinel.auth.principal import Principal
 from santinel.auth.scopes import ResourceScope
 from santinel.fhir.compartment_membership import patient_reach
@@ -60,6 +61,9 @@ def authorize(principal: Principal, interaction: str, resource_type: str) -> Acc
     permission = PERMISSION.get(interaction)
     if permission is None:
         return AccessDecision.deny(f"no scope grants the '{interaction}' interaction")
+    refused = tiers.denial(principal, interaction, resource_type)  # API tier, partner contract
+    if refused is not None:
+        return AccessDecision.deny(refused)
     covering = [s for s in principal.scopes.resources if s.covers(resource_type, permission)]
     if not covering:
         return AccessDecision.deny(f"no scope grants '{permission}' on {resource_type}")

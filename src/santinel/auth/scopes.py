@@ -21,8 +21,11 @@ RESOURCE_SCOPE = re.compile(
     r"(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]+)\."
     r"(?P<permissions>read|write|\*|c?r?u?d?s?)(\?(?P<query>[^\s]+))?"
 )
+# Santinel's own: erasure of a patient's data (`Patient/[id]/$erase`), with system/Patient.d.
+ERASE_SCOPE = "santinel:erase"
 OTHER_SCOPES = frozenset(
     {
+        ERASE_SCOPE,
         "openid",
         "fhirUser",
         "profile",

@@ -14,10 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from santinel.auth.scopes import parse_scopes
+from santinel.auth.tiers import MAX_PURPOSES, PURPOSE
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
 from santinel.cli.store import auth_store
+from santinel.crypto.certificates import CertificateError, pem_thumbprint
 from santinel.crypto.secrets import random_token, token_digest
+from santinel.fhir.resource_types import is_resource_type
 from santinel.services.oauth.jwks_fetch import JwksUnavailable, check_url
+from santinel.services.ratelimit.rates import InvalidRate, parse_rate
 from santinel.storage.auth_records import ClientRecord
 
 app = typer.Typer(help="OAuth clients.", no_args_is_help=True)
@@ -39,6 +43,32 @@ def add(
         bool, typer.Option("--public", help="A public client (browser, mobile).")
     ] = False,
     redirect_uri: Annotated[list[str] | None, typer.Option(help="Allowed redirect URI.")] = None,
+    cert_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The client's TLS certificate (PEM): it must connect with it (mutual TLS) and "
+            "its tokens are bound to it (RFC 8705)."
+        ),
+    ] = None,
+    require_dpop: Annotated[
+        bool,
+        typer.Option("--require-dpop", help="Its tokens must be DPoP-bound (RFC 9449)."),
+    ] = False,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(help="Its own rate limit, e.g. 600/minute (default: its tier's)."),
+    ] = None,
+    quota: Annotated[
+        str | None, typer.Option(help="Its own quota, e.g. 100000/day (default: its tier's).")
+    ] = None,
+    allowed_type: Annotated[
+        list[str] | None,
+        typer.Option(help="Contract: a resource type it may use (repeat; default: any)."),
+    ] = None,
+    purpose: Annotated[
+        list[str] | None,
+        typer.Option(help="Contract: a purpose of use its tokens may ask for (repeat): TREAT…"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
@@ -60,6 +90,7 @@ def add(
             raise typer.BadParameter(
                 "--jwks-url must be https (plain http only for 127.0.0.1, localhost or ::1)"
             ) from None
+    thumbprint = _thumbprint(cert_file) if cert_file is not None else None
     client_secret = random_token() if secret else None
     record = ClientRecord(
         client_id=uuid.uuid4().hex,
@@ -76,6 +107,12 @@ def add(
         jwks_url=jwks_url,
         redirect_uris=tuple(redirect_uri or ()),
         created_us=int(time.time() * 1_000_000),
+        cert_thumbprint=thumbprint,
+        require_dpop=require_dpop,
+        rate_limit=_rate(rate_limit, "--rate-limit"),
+        quota=_rate(quota, "--quota"),
+        allowed_types=_allowed_types(allowed_type),
+        purposes=_purposes(purpose),
     )
     settings = make_settings(data_dir=data_dir, database_url=database_url)
 
@@ -91,6 +128,13 @@ def add(
         "scope": record.scope,
         "auth_method": record.auth_method,
     }
+    if thumbprint:
+        shown["cert_thumbprint"] = thumbprint
+    if require_dpop:
+        shown["require_dpop"] = True
+    for key in ("rate_limit", "quota", "allowed_types", "purposes"):
+        if getattr(record, key):
+            shown[key] = getattr(record, key)
     if client_secret:
         shown["client_secret"] = client_secret
     if as_json:
@@ -100,6 +144,42 @@ def add(
         console.print(f"{key}: [bold]{value}[/bold]")
     if client_secret:
         console.print("Keep the secret now: it is not stored and cannot be shown again.")
+
+
+def _rate(text: str | None, option: str) -> str | None:
+    """A client's own rate limit or quota, checked and normalised (`600/minute`)."""
+    try:
+        rate = parse_rate(text)
+    except InvalidRate as problem:
+        raise typer.BadParameter(f"{option}: {problem}") from None
+    return rate.text() if rate else None
+
+
+def _allowed_types(types: list[str] | None) -> str | None:
+    unknown = [t for t in types or () if not is_resource_type(t)]
+    if unknown:
+        raise typer.BadParameter(f"--allowed-type: {', '.join(unknown)} is not a resource type")
+    return " ".join(sorted(set(types))) if types else None
+
+
+def _purposes(codes: list[str] | None) -> str | None:
+    if any(PURPOSE.fullmatch(c) is None for c in codes or ()) or len(codes or ()) > MAX_PURPOSES:
+        raise typer.BadParameter(f"--purpose: up to {MAX_PURPOSES} codes such as TREAT")
+    return " ".join(sorted(set(codes))) if codes else None
+
+
+def _thumbprint(path: Path) -> str:
+    """The certificate's `x5t#S256` (what bound tokens name); never its private key."""
+    try:
+        data = path.read_bytes()
+    except OSError as problem:
+        raise typer.BadParameter(f"cannot read --cert-file: {problem.strerror}") from None
+    if b"PRIVATE KEY" in data:
+        raise typer.BadParameter("--cert-file holds a PRIVATE key; give the certificate only")
+    try:
+        return pem_thumbprint(data)
+    except CertificateError:
+        raise typer.BadParameter("--cert-file must be a PEM X.509 certificate") from None
 
 
 def _check_jwks(text: str) -> None:
@@ -122,10 +202,19 @@ def list_clients(data_dir: DataDirOption = None, database_url: DatabaseUrlOption
         async with auth_store(settings) as store:
             return await store.clients()
 
-    table = Table("client_id", "name", "tier", "auth", "scope", "disabled")
+    table = Table("client_id", "name", "tier", "auth", "scope", "limits", "contract", "disabled")
     for c in asyncio.run(run()):
+        limits = " ".join(x for x in (c.rate_limit, c.quota) if x) or "tier default"
+        contract = " ".join(x for x in (c.allowed_types, c.purposes) if x)
         table.add_row(
-            c.client_id, c.name, c.tier, c.auth_method, c.scope, "yes" if c.disabled else ""
+            c.client_id,
+            c.name,
+            c.tier,
+            c.auth_method,
+            c.scope,
+            limits,
+            contract,
+            "yes" if c.disabled else "",
         )
     console.print(table)
 

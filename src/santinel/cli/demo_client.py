@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 import uuid
 from pathlib import Path
@@ -95,11 +96,15 @@ def _write_private(path: Path, data: dict[str, str]) -> None:
         json.dump(data, file)
 
 
-def instructions(host_url: str, client_id: str, secret: str) -> list[str]:
+def instructions(
+    host_url: str, client_id: str, secret: str, *, ca_file: Path | None = None
+) -> list[str]:
+    """Copy-paste commands; `ca_file`: the development CA curl must trust (HTTPS)."""
+    curl = f"curl -s --cacert {shlex.quote(str(ca_file))}" if ca_file else "curl -s"
     token = (
-        f"TOKEN=$(curl -s -u {client_id}:{secret} -d grant_type=client_credentials "
+        f"TOKEN=$({curl} -u {client_id}:{secret} -d grant_type=client_credentials "
         f"-d scope={DEMO_SCOPE} {host_url}/oauth/token "
         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
     )
-    read = f'curl -s -H "Authorization: Bearer $TOKEN" "{host_url}/fhir/Patient?_count=1"'
+    read = f'{curl} -H "Authorization: Bearer $TOKEN" "{host_url}/fhir/Patient?_count=1"'
     return ["Get a token (valid 5 minutes):", f"  {token}", "Read a patient:", f"  {read}"]

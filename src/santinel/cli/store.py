@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from santinel.services.container import prepare_schema
 from santinel.settings import Settings
+from santinel.storage.sql.audit_store import SqlAuditStore
 from santinel.storage.sql.auth_store import SqlAuthStore
 from santinel.storage.sql.grant_store import SqlGrantStore
 from santinel.storage.sql.repository import SqlRepository
@@ -34,3 +35,9 @@ async def auth_store(settings: Settings) -> AsyncIterator[SqlAuthStore]:
 async def grant_store(settings: Settings) -> AsyncIterator[SqlGrantStore]:
     async with _repository(settings) as repository:
         yield SqlGrantStore(repository.reader, repository.writer)
+
+
+@asynccontextmanager
+async def audit_store(settings: Settings) -> AsyncIterator[SqlAuditStore]:
+    async with _repository(settings) as repository:
+        yield repository.audit

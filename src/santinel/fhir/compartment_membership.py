@@ -10,13 +10,13 @@ tables, so a body judged here and the same body found by a compartment search ag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, Literal
 
 from santinel.fhir.search import registry
 from santinel.fhir.search.extract import extract_params
-from santinel.fhir.search.values import ReferenceValue
+from santinel.fhir.search.values import ExtractedValue, ReferenceValue
 
 PATIENT = "Patient"
 # Types that wrap arbitrary content: nothing in their search parameters says whose data they hold.
@@ -38,6 +38,22 @@ def owners(resource: Mapping[str, Any], kind: str = PATIENT) -> frozenset[str]:
         if isinstance(value, ReferenceValue) and value.target_type == kind and value.target_id:
             found.add(value.target_id)
     return frozenset(found)
+
+
+def referenced_owners(
+    resource_type: str, values: Iterable[ExtractedValue], kind: str = PATIENT
+) -> frozenset[str]:
+    """`owners` from index values already extracted (`extract`), without evaluating the
+    expressions again; the resource itself is not counted."""
+    codes = frozenset(registry.compartment_params(kind, resource_type))
+    return frozenset(
+        value.target_id
+        for value in values
+        if isinstance(value, ReferenceValue)
+        and value.param in codes
+        and value.target_type == kind
+        and value.target_id
+    )
 
 
 def in_compartment(resource: Mapping[str, Any], compartment: tuple[str, str]) -> bool:

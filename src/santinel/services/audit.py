@@ -8,12 +8,15 @@
   before answering; when the trail cannot be written the request fails closed (503).
 - Checkpoints: a background task signs the chain head with the audit key every
   `checkpoint_seconds` (see `santinel.audit.checkpoint`).
+- Retention: with `retention_days` > 0, another task prunes older records hourly, verified
+  first and leaving a signed anchor (`santinel.services.audit_verify.prune_before`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import socket
 import time
 import uuid
@@ -28,7 +31,9 @@ from santinel.audit.records import AuditRecord
 from santinel.errors import FhirError
 from santinel.fhir.compartment_membership import owners
 from santinel.logging import get_logger
+from santinel.services import audit_verify
 from santinel.services.audit_context import OPERATOR_ACTOR, AuditScope, current
+from santinel.services.ratelimit.events import SecurityEvent
 from santinel.storage.base import StoredVersion
 from santinel.storage.sql.audit_store import SqlAuditStore
 from santinel.storage.sql.repository import SqlWriteTransaction
@@ -37,6 +42,8 @@ log = get_logger("santinel.audit")
 WRITE_SUBTYPES = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 READS = frozenset({"read", "vread"})
 CHECKPOINT_SECONDS = 10.0
+RETENTION_FIRST_SECONDS = 60.0  # after start, then hourly
+RETENTION_EVERY_SECONDS = 3600.0
 
 
 class AuditUnavailable(FhirError):
@@ -54,14 +61,17 @@ class AuditService:
         *,
         observer: str | None = None,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        retention_days: float = 0,
     ) -> None:
         self.store = store
         self.key = key
         self.observer = observer or f"santinel@{socket.gethostname()}"
         self.checkpoint_seconds = checkpoint_seconds
+        self.retention_days = retention_days  # 0: keep every record
         self._pending: list[tuple[list[AuditRecord], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        self._retainer: asyncio.Task[None] | None = None
 
     # -- building records -----------------------------------------------------------------
     def event(self, actor: Actor, happening: Happening) -> AuditRecord:
@@ -114,6 +124,34 @@ class AuditService:
             records = self._events(scope, subtype, whose, query=scope.query)
         await self.record(records)
 
+    async def security(
+        self,
+        subtype: str,
+        status: int,
+        *,
+        client_id: str | None,
+        address: str | None,
+        user_ref: str | None = None,
+        outcome_desc: str | None = None,
+    ) -> None:
+        """An authorization-server event (token, introspect, revoke, login, lockout)."""
+        actor = Actor(client_id=client_id, client_address=address, user_ref=user_ref)
+        happening = Happening(subtype, outcome_of(status), outcome_desc)
+        await self.record([self.event(actor, happening)])
+
+    async def lockout(self, event: SecurityEvent) -> None:
+        """A brute-force lockout from traffic control (a BALP security alert)."""
+        client = event.subject if event.subject_kind == "client" else None
+        description = (
+            f"{event.subject_kind} locked {event.locked_seconds}s after {event.failures} failures"
+        )
+        try:
+            await self.security(
+                "lockout", 429, client_id=client, address=event.address, outcome_desc=description
+            )
+        except AuditUnavailable:
+            log.error("audit trail unavailable for a lockout", subject_kind=event.subject_kind)
+
     async def record(self, records: Sequence[AuditRecord]) -> None:
         """Append with group commit; raises AuditUnavailable when the trail cannot be written."""
         if not records:
@@ -143,9 +181,11 @@ class AuditService:
     def start(self) -> None:
         if self._checkpointer is None:
             self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+        if self._retainer is None and self.retention_days > 0:
+            self._retainer = asyncio.create_task(self._retention_loop())
 
     async def close(self) -> None:
-        for task in (self._checkpointer, self._flusher):
+        for task in (self._checkpointer, self._retainer, self._flusher):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -167,6 +207,37 @@ class AuditService:
         signed = checkpoint.sign(self.key, seq, head_hash, int(time.time() * 1_000_000))
         await self.store.add_checkpoint(signed)
         return signed
+
+    # -- retention ------------------------------------------------------------------------
+    async def _retention_loop(self) -> None:
+        await asyncio.sleep(RETENTION_FIRST_SECONDS)
+        while True:
+            try:
+                await self.apply_retention()
+            except Exception as exc:
+                log.warning("audit retention failed", error=type(exc).__name__)
+            await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+    async def apply_retention(self, now_us: int | None = None) -> audit_verify.Pruned | None:
+        """Prune records older than `retention_days` (verified first; a signed anchor keeps
+        the rest verifiable). None when retention is off."""
+        if self.retention_days <= 0:
+            return None
+        now_us = now_us if now_us is not None else int(time.time() * 1_000_000)
+        cutoff_us = now_us - int(self.retention_days * 86_400 * 1_000_000)
+        try:
+            pruned = await audit_verify.prune_before(self.store, self.key, cutoff_us)
+        except audit_verify.PruneRefused as refused:
+            # never prune what does not verify: that would erase the evidence
+            log.error(
+                "audit trail does not verify: retention pruning refused",
+                seq=refused.finding.seq,
+                reason=refused.finding.reason,
+            )
+            raise
+        if pruned.deleted:
+            log.info("audit records pruned", deleted=pruned.deleted, through_seq=pruned.anchor_seq)
+        return pruned
 
 
 def unavailable() -> AuditUnavailable:
@@ -202,6 +273,28 @@ def patients_of(versions: Iterable[StoredVersion]) -> set[str]:
         if stored.resource_type == "Patient":
             found.add(stored.resource_id)
             continue
-        with contextlib.suppress(ValueError, TypeError):
-            found.update(owners(orjson.loads(stored.body)))
+        found.update(body_owners(stored.body))
+    return found
+
+
+# Compartment membership evaluates the official SearchParameter expressions (FHIRPath): about
+# 40 µs per resource, most of what auditing a search costs. It is a pure function of the body,
+# so it is remembered by the body's digest (128-bit BLAKE2b: a different body never shares an
+# entry), for the most recently seen bodies.
+OWNERS_CACHE_SIZE = 50_000
+_owners_by_digest: dict[bytes, frozenset[str]] = {}
+
+
+def body_owners(body: bytes) -> frozenset[str]:
+    digest = hashlib.blake2b(body, digest_size=16).digest()
+    known = _owners_by_digest.get(digest)
+    if known is not None:
+        return known
+    try:
+        found = owners(orjson.loads(body))
+    except (ValueError, TypeError):
+        found = frozenset()
+    if len(_owners_by_digest) >= OWNERS_CACHE_SIZE:
+        del _owners_by_digest[next(iter(_owners_by_digest))]  # the oldest entry
+    _owners_by_digest[digest] = found
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from santinel.audit.checkpoint import load_or_create_key
@@ -9,14 +10,24 @@ from santinel.crypto.jwt import KeyRing
 from santinel.services.audit import AuditService
 from santinel.services.authn import Authenticator
 from santinel.services.dispatch import FhirService
+from santinel.services.dpop import DpopVerifier
+from santinel.services.dpop_nonce import DpopNonces
+from santinel.services.encryption import open_sealer, tamper_recorder
 from santinel.services.oauth import jwks_fetch
 from santinel.services.oauth.jwks_fetch import JwksFetcher
 from santinel.services.oauth.keys import KEY_REFRESH_SECONDS, KeyRefresher, load_keyring
+from santinel.services.ratelimit import events as security_events
+from santinel.services.ratelimit.limiter import TrafficControl
 from santinel.settings import Settings
 from santinel.storage.sql import migrations
 from santinel.storage.sql.auth_store import SqlAuthStore
 from santinel.storage.sql.grant_store import SqlGrantStore
 from santinel.storage.sql.repository import SqlRepository
+from santinel.storage.sql.sealing import KeyedSealer, Sealer
+
+# Opens the data keys of a repository's database (`services.encryption.open_sealer`; the
+# bench's null cipher is another, in bench/ only).
+SealerFactory = Callable[[Settings, SqlRepository], Awaitable[Sealer]]
 
 
 @dataclass
@@ -31,6 +42,8 @@ class Container:
     key_refresher: KeyRefresher
     jwks_fetcher: JwksFetcher
     audit: AuditService
+    dpop: DpopVerifier  # DPoP proofs (RFC 9449), replay cache in the store, nonces
+    traffic: TrafficControl  # rate limits, quotas, tiers' traffic, brute-force protection
 
     @classmethod
     async def open(
@@ -39,9 +52,12 @@ class Container:
         *,
         migrate: bool = True,
         key_refresh_seconds: float = KEY_REFRESH_SECONDS,
+        sealer: SealerFactory = open_sealer,
     ) -> Container:
         """Open the database and build the services; `key_refresh_seconds` is how often the
-        signing keys are reloaded from the store (a rotation by another process or node)."""
+        signing keys are reloaded from the store (a rotation by another process or node);
+        `sealer` opens the data keys (the KEK must open them, or nothing starts)."""
+        TrafficControl.check(settings)  # refuse bad limits or unsafe public types before anything
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         repository = SqlRepository(
@@ -49,6 +65,7 @@ class Container:
         )
         try:
             await prepare_schema(repository, migrate_empty=migrate)
+            repository.use_sealer(await sealer(settings, repository))
         except BaseException:
             await repository.close()
             raise
@@ -68,8 +85,12 @@ class Container:
             repository.audit,
             load_or_create_key(settings.audit_key_path),
             checkpoint_seconds=settings.audit_checkpoint_seconds,
+            retention_days=settings.audit_retention_days,
         )
         repository.before_commit = audit.on_commit
+        if isinstance(repository.sealer, KeyedSealer):
+            repository.sealer.on_tamper = tamper_recorder(audit)
+        security_events.set_audit_hook(audit.lockout)
         audit.start()
         return cls(
             settings,
@@ -82,12 +103,20 @@ class Container:
             key_refresher,
             jwks_fetcher,
             audit,
+            DpopVerifier(auth_store, dpop_nonces(settings, keyring)),
+            TrafficControl.build(settings, auth_store),
         )
 
     async def close(self) -> None:
+        await self.traffic.close()
         await self.audit.close()
         await self.key_refresher.close()
         await self.repository.close()
+
+
+def dpop_nonces(settings: Settings, keyring: KeyRing) -> DpopNonces | None:
+    seconds = settings.dpop_nonce_seconds
+    return DpopNonces(keyring, seconds) if seconds > 0 else None
 
 
 class SchemaNotCurrent(RuntimeError):

@@ -21,6 +21,7 @@ from santinel.services import (
     search,
     type_level,
 )
+from santinel.services.operations import erase
 from santinel.services.request import FhirRequest, FhirResponse
 from santinel.services.search import SearchLimits
 from santinel.settings import Settings
@@ -110,6 +111,11 @@ class FhirService:
             if scope is not None and request.path[0] == "Patient":
                 scope.interaction = audit_api.ACCESS_LOG
             return await audit_api.handle(self.repository, request)
+        if erase.is_erase(request):
+            scope = audit_context.current()
+            if scope is not None:
+                scope.interaction = erase.SUBTYPE
+            return await erase.handle(self.repository, request)
         shape = path_shape(request.path)
         if shape.startswith("type") and not is_resource_type(request.path[0]):
             raise UnknownResourceType(f"'{request.path[0][:64]}' is not a FHIR R4 resource type.")

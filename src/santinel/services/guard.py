@@ -67,7 +67,8 @@ def require(principal: Principal | None, interaction: str, resource_type: str) -
         raise unauthorized()
     decision = authorize(principal, interaction, resource_type)
     if not decision.allowed:
-        raise Forbidden(DENIED)
+        # an anonymous caller (public tier, no token) is told a token is needed, as before
+        raise unauthorized() if principal.anonymous else Forbidden(DENIED)
     audit_context.note_policy(decision.scope)
     return decision
 

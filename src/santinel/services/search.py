@@ -106,7 +106,10 @@ async def next_page(
         raise unauthorized()
     snapshot = await repo.load_snapshot(snapshot_id)
     if snapshot is None or snapshot.owner != owner(request):
-        # another principal's result is as unknown as a missing one
+        # another principal's result is as unknown as a missing one (to an anonymous caller:
+        # it may be a token holder's, so a token is what is missing)
+        if request.principal.anonymous:
+            raise unauthorized()
         raise NotFound("This search result has expired or never existed; run the search again.")
     original = parse_qsl(snapshot.query.partition("?")[2], keep_blank_values=True)
     rtype = snapshot.resource_type or "Resource"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 import re
@@ -28,10 +27,11 @@ from santinel.services.container import Container
 from santinel.services.dispatch import interaction_of
 from santinel.services.request import FhirRequest
 from santinel.settings import Settings
-from santinel.web import negotiation, oauth
+from santinel.web import negotiation, oauth, sender, traffic
 from santinel.web.cors import CorsMiddleware, origin_of
 from santinel.web.headers import SecurityHeadersMiddleware
 from santinel.web.responses import error_response, fhir_response, internal_error_response
+from santinel.web.sender import DpopNonceMiddleware
 
 log = get_logger("santinel.http")
 
@@ -91,8 +91,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Starle
         return frozenset(configured | {o for o in registered if o})
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(DpopNonceMiddleware, nonces=lambda: current().dpop.nonces)
     app.add_middleware(CorsMiddleware, origins=allowed_origins)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
     return app
 
 
@@ -103,6 +104,7 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
     media = "application/fhir+json"
     scope = audit_scope(request, request_id)
     entered = audit_context.enter(scope)
+    admission = traffic.Admission()
     try:
         url_params = query_params(request)
         media = negotiation.response_type(
@@ -110,9 +112,14 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
         )
         fhir_request = await to_fhir_request(request, settings, url_params)
         scope.interaction = interaction_of(fhir_request.method, fhir_request.path)
-        principal = await authenticate(request, container, settings, fhir_request.base_url)
-        scope.actor = actor_for(principal, scope.actor)
-        fhir_request = dataclasses.replace(fhir_request, principal=principal)
+        fhir_request = await traffic.admit(  # tier, contract, rate limit and quota
+            request,
+            container,
+            fhir_request,
+            admission,
+            authenticate(request, container, settings, fhir_request.base_url),
+        )
+        scope.actor = actor_for(fhir_request.principal, scope.actor)
         result = await container.service.handle(fhir_request)
         await container.audit.request_done(scope, result.status)
         status = result.status
@@ -132,6 +139,7 @@ async def handle_fhir(request: Request, container: Container, settings: Settings
         response = internal_error_response(request_id)
     finally:
         audit_context.leave(entered)
+    response.headers.update(admission.headers)  # RateLimit-Policy, RateLimit
     response.headers["X-Request-Id"] = request_id
     log.info(
         "request",
@@ -192,18 +200,27 @@ async def authenticate(
     """The caller of a request bearing an access token; None without one (the service layer
     then answers 401 wherever data is asked for). A token that fails verification is 401 here.
 
-    The token must be for this server as `oauth.endpoints_for` (which issues them) names it:
-    audience = the FHIR base, issuer = that base without `/fhir`. `base_url` (`fhir_base`, when
-    the caller has it already) reads the same settings, scheme, Host header and server address
-    with Starlette's URL rules, cached per distinct triple instead of building a URL per request.
+    `fhir_base`: the request's `base_url`, when the caller has it already.
     """
     authorization = request.headers.get("authorization")
     if authorization is None:
         return None
+    issuer, audience = token_issuer_audience(request, settings, fhir_base)
+    principal = await container.authenticator.principal(authorization, issuer, audience)
+    await sender.check(request, container.dpop, principal, authorization, audience)
+    return principal
+
+
+def token_issuer_audience(
+    request: Request, settings: Settings, fhir_base: str | None = None
+) -> tuple[str, str]:
+    """(issuer, audience) an access token must name to be for this server, as
+    `oauth.endpoints_for` (which issues them) names them: audience = the FHIR base, issuer = that
+    base without `/fhir`. `base_url` reads the same settings, scheme, Host header and server
+    address with Starlette's URL rules, cached per distinct triple instead of building a URL per
+    request."""
     audience = fhir_base if fhir_base is not None else base_url(request, settings)
-    return await container.authenticator.principal(
-        authorization, audience.removesuffix("/fhir"), audience
-    )
+    return audience.removesuffix("/fhir"), audience
 
 
 async def to_fhir_request(

@@ -17,10 +17,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from santinel.auth.scopes import parse_resource_scope
+from santinel.services.audit import AuditUnavailable
 from santinel.services.container import Container
 from santinel.services.oauth import authorization, patients
 from santinel.services.oauth.authorization import PageError, Pending, Step
 from santinel.services.oauth.context import OAuthContext
+from santinel.web import traffic
 from santinel.web.forms import FormError, read_pairs, single_values
 
 COOKIE = "santinel_authz"
@@ -48,6 +50,7 @@ def routes(
 ) -> list[Route]:
     async def authorize(request: Request) -> Response:
         try:
+            await traffic.page_budget(current(), request)
             if request.method == "POST":  # SMART `authorize-post`
                 params = single_values(await read_pairs(request))
             else:
@@ -59,8 +62,15 @@ def routes(
 
     async def login(request: Request) -> Response:
         try:
+            await traffic.page_budget(current(), request)
             form = single_values(await read_pairs(request))
-            step = await authorization.login(context(request), request.cookies.get(COOKIE), form)
+            step = await traffic.sign_in_attempt(  # slowed, then locked, after failures
+                current(),
+                request,
+                form.get("username", ""),
+                lambda: authorization.login(context(request), request.cookies.get(COOKIE), form),
+            )
+            await _audit_sign_in(current(), request, step)
         except (PageError, FormError) as error:
             return _error_page(error)
         return await _respond(request, current(), step)
@@ -102,6 +112,25 @@ def routes(
         Route("/oauth/consent", consent, methods=["POST"]),
         Route("/oauth/static/santinel.css", stylesheet, methods=["GET"]),
     ]
+
+
+async def _audit_sign_in(container: Container, request: Request, step: Step) -> None:
+    """A sign-in's outcome in the audit trail: the user on success, never the typed name on
+    failure (it may be a password typed in the wrong field); unwritable trail → 503 page."""
+    succeeded = step.kind in ("patient", "consent") and step.user is not None
+    user = step.user
+    user_ref = (user.fhir_user or f"user:{user.user_id}") if succeeded and user else None
+    try:
+        await container.audit.security(
+            "login",
+            200 if succeeded else 401,
+            client_id=step.pending.client_id if step.pending else None,
+            address=request.client.host if request.client else None,
+            user_ref=user_ref,
+            outcome_desc=None if succeeded else "sign-in refused",
+        )
+    except AuditUnavailable as unavailable:
+        raise PageError(unavailable.diagnostics, 503) from None
 
 
 def _query(request: Request) -> dict[str, str]:
@@ -164,7 +193,10 @@ def _error_page(error: PageError | FormError) -> Response:
     message = error.message if isinstance(error, PageError) else str(error)
     status = error.status if isinstance(error, PageError) else 400
     html = TEMPLATES.get_template("error.html").render(message=message)
-    return HTMLResponse(html, status_code=status, headers=_page_headers(None))
+    headers = _page_headers(None)
+    if isinstance(error, traffic.RefusedPage):
+        headers.update(error.headers)  # Retry-After
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def describe(scope: str) -> str:

@@ -19,10 +19,11 @@ CORS_PATHS = ("/fhir", "/.well-known/", "/oauth/token", "/oauth/introspect", "/o
 ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 ALLOW_HEADERS = (
     "Authorization, Content-Type, Accept, If-Match, If-None-Match, If-None-Exist, "
-    "If-Modified-Since, Prefer, X-Request-Id"
+    "If-Modified-Since, Prefer, X-Request-Id, DPoP"
 )
 EXPOSE_HEADERS = (
-    "Location, Content-Location, ETag, Last-Modified, X-Request-Id, Retry-After, WWW-Authenticate"
+    "Location, Content-Location, ETag, Last-Modified, X-Request-Id, Retry-After, WWW-Authenticate, "
+    "DPoP-Nonce, RateLimit, RateLimit-Policy"
 )
 ORIGINS_TTL = 5.0  # seconds a newly registered client waits before its origin is allowed
 

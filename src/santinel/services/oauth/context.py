@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from santinel.crypto.jwt import KeyRing
+from santinel.services.dpop import DpopVerifier
 from santinel.storage.sql.auth_store import SqlAuthStore
 from santinel.storage.sql.grant_store import SqlGrantStore
 
@@ -39,11 +40,22 @@ class Endpoints:
 
 
 @dataclass(frozen=True)
+class Sender:
+    """What a token request shows of the client's keys besides its credentials: its `DPoP`
+    proof headers (RFC 9449) and the TLS client certificate of its connection (RFC 8705)."""
+
+    dpop: DpopVerifier
+    dpop_proofs: list[str] = field(default_factory=list)
+    client_cert: str | None = None  # PEM
+
+
+@dataclass(frozen=True)
 class OAuthContext:
     clients: SqlAuthStore
     grants: SqlGrantStore
     keyring: KeyRing
     endpoints: Endpoints
+    sender: Sender | None = None  # None: no proof, no certificate (e.g. the CLI)
 
 
 def now_us() -> int:

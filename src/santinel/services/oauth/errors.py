@@ -7,9 +7,10 @@ class OAuthError(Exception):
     error = "invalid_request"
     status = 400
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(description)
         self.description = description
+        self.headers = headers or {}  # added to the error response (e.g. `DPoP-Nonce`)
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}
@@ -40,3 +41,26 @@ class UnsupportedGrantType(OAuthError):
 
 class InvalidScope(OAuthError):
     error = "invalid_scope"
+
+
+class InvalidDpopProof(OAuthError):
+    """RFC 9449 §5: the DPoP proof is missing (for a client that must send one) or invalid."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDpopNonce(OAuthError):
+    """RFC 9449 §8: retry with the nonce of the `DPoP-Nonce` header."""
+
+    error = "use_dpop_nonce"
+
+
+class TemporarilyUnavailable(OAuthError):
+    """Too many requests or failed attempts (429), or rate limiting is down (503); the
+    response says when to retry (`Retry-After`)."""
+
+    error = "temporarily_unavailable"
+
+    def __init__(self, description: str, status: int, headers: dict[str, str]) -> None:
+        super().__init__(description, headers)
+        self.status = status

@@ -5,10 +5,14 @@
 - Refresh tokens are opaque, hashed at rest, bound to their client and rotated on every use; a
   used one presented again revokes the whole grant (OAuth 2.1 §6.1, refresh token reuse
   detection). A refresh may only narrow the granted scopes.
+- Tokens are sender-constrained as `binding` decides (mTLS certificate, DPoP key); the proof is
+  checked before the code or refresh token is used, and a public client's refresh tokens stay
+  bound to the DPoP key of its code exchange (RFC 9449 §5).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +23,7 @@ import orjson
 from santinel.auth import pkce
 from santinel.auth.scopes import Scopes, parse_scopes
 from santinel.crypto.secrets import random_token, token_digest
-from santinel.services.oauth import client_auth
+from santinel.services.oauth import binding, client_auth
 from santinel.services.oauth.context import OAuthContext, now_us
 from santinel.services.oauth.errors import InvalidClient, InvalidGrant, InvalidScope
 from santinel.services.oauth.issuing import id_token, issue
@@ -40,6 +44,7 @@ class GrantContext:
     encounter: str | None = None
     fhir_user: str | None = None
     auth_time: int = 0
+    dpop_jkt: str | None = None  # a public client's refresh tokens are bound to this DPoP key
 
     def to_json(self) -> str:
         return orjson.dumps(self.__dict__).decode()
@@ -52,6 +57,7 @@ class GrantContext:
             encounter=data.get("encounter"),
             fhir_user=data.get("fhir_user"),
             auth_time=int(data.get("auth_time") or 0),
+            dpop_jkt=data.get("dpop_jkt"),
         )
 
 
@@ -59,6 +65,7 @@ async def exchange_code(
     ctx: OAuthContext, form: Mapping[str, str], authorization: str | None
 ) -> dict[str, Any]:
     client = await authenticate_client(ctx, form, authorization)
+    cnf = await binding.confirmation(ctx, client)
     code, replayed = await ctx.grants.use_code(token_digest(form.get("code", "")))
     if code is None:
         raise InvalidGrant(INVALID_CODE)
@@ -72,8 +79,10 @@ async def exchange_code(
     if not pkce.verifies(form.get("code_verifier"), code.code_challenge):
         raise InvalidGrant("The PKCE code_verifier does not match the code_challenge.")
     grant = await _live_grant(ctx, code.grant_id, INVALID_CODE)
+    if (jkt := binding.binds_refresh(client, cnf)) is not None:
+        await _bind(ctx, grant, GrantContext.from_json(grant.context), jkt)
     scopes = parse_scopes(grant.scope)
-    return await _tokens(ctx, client, grant, scopes, code.nonce)
+    return await _tokens(ctx, client, grant, scopes, code.nonce, confirmation=cnf)
 
 
 async def refresh(
@@ -89,6 +98,9 @@ async def refresh(
     # Another client's token is refused before it is touched, so it cannot burn it.
     if known is None or known.client_id != client.client_id or known.expires_us < now_us():
         raise InvalidGrant(INVALID_REFRESH)
+    cnf = await binding.confirmation(ctx, client)
+    if client.auth_method == "none":
+        await _check_binding(ctx, known.grant_id, client, cnf)
     record, replayed = await ctx.grants.use_refresh(digest)
     if record is None or replayed:
         await ctx.grants.revoke_grant(known.grant_id, now_us())
@@ -99,7 +111,9 @@ async def refresh(
     scopes = granted.narrowed_to(parse_scopes(asked)) if asked.strip() else granted
     if not scopes.resources and not scopes.others:
         raise InvalidScope("A refresh may only narrow the granted scopes.")
-    return await _tokens(ctx, client, grant, scopes, None, refresh_scope=record.scope)
+    return await _tokens(
+        ctx, client, grant, scopes, None, refresh_scope=record.scope, confirmation=cnf
+    )
 
 
 async def authenticate_client(
@@ -121,6 +135,26 @@ async def authenticate_client(
     return client
 
 
+async def _check_binding(
+    ctx: OAuthContext, grant_id: str, client: ClientRecord, cnf: binding.Confirmation
+) -> None:
+    """A public client's refresh proves the DPoP key its grant is bound to; the first one made
+    with DPoP binds a grant that was not (RFC 9449 §5). Checked before the token is used."""
+    grant = await ctx.grants.grant(grant_id)
+    if grant is None:
+        return  # refused once the refresh token is looked at
+    context = GrantContext.from_json(grant.context)
+    if not binding.proves(context.dpop_jkt, cnf):
+        raise InvalidGrant(INVALID_REFRESH)
+    if context.dpop_jkt is None and (jkt := binding.binds_refresh(client, cnf)) is not None:
+        await _bind(ctx, grant, context, jkt)
+
+
+async def _bind(ctx: OAuthContext, grant: GrantRecord, context: GrantContext, jkt: str) -> None:
+    bound = dataclasses.replace(context, dpop_jkt=jkt)
+    await ctx.grants.set_grant_context(grant.grant_id, bound.to_json())
+
+
 async def _live_grant(ctx: OAuthContext, grant_id: str, message: str) -> GrantRecord:
     grant = await ctx.grants.grant(grant_id)
     if grant is None or grant.revoked or grant.expires_us < now_us():
@@ -136,6 +170,7 @@ async def _tokens(
     nonce: str | None,
     *,
     refresh_scope: str | None = None,
+    confirmation: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     context = GrantContext.from_json(grant.context)
     claims = {"sub": grant.user_id}
@@ -150,7 +185,9 @@ async def _tokens(
     await ctx.grants.record_access_token(
         jti, grant.grant_id, now_us() + ACCESS_TOKEN_SECONDS * 1_000_000
     )
-    response = issue(ctx.keyring, ctx.endpoints, client, scopes, claims, jti=jti)
+    response = issue(
+        ctx.keyring, ctx.endpoints, client, scopes, claims, jti=jti, confirmation=confirmation
+    )
     if "openid" in scopes.others:
         shown_user = context.fhir_user if "fhirUser" in scopes.others else None
         response["id_token"] = id_token(

@@ -91,7 +91,10 @@ async def _access_token(ctx: OAuthContext, token: str) -> dict[str, Any] | None:
     if client is None or client.disabled:
         return None
     shown = {k: claims[k] for k in SHOWN_CLAIMS if k in claims}
-    return {"active": True, "token_type": "Bearer", **shown}
+    # RFC 9449 §6.2 / RFC 8705 §3.2: a resource server learns what the token is bound to
+    bound = claims.get("cnf") if isinstance(claims.get("cnf"), dict) else None
+    token_type = "DPoP" if bound and "jkt" in bound else "Bearer"
+    return {"active": True, "token_type": token_type, **shown, **({"cnf": bound} if bound else {})}
 
 
 async def _refresh_token(ctx: OAuthContext, token: str) -> dict[str, Any] | None:

@@ -29,8 +29,11 @@ def issue(
     context: Mapping[str, str] | None = None,
     *,
     jti: str | None = None,
+    confirmation: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A token response for `client`; `context` adds claims such as patient, fhirUser, sub."""
+    """A token response for `client`; `context` adds claims such as patient, fhirUser, sub;
+    `confirmation` binds the token to a DPoP key (`jkt`, RFC 9449: token type `DPoP`) and/or a
+    client certificate (`x5t#S256`, RFC 8705) as its `cnf` claim (RFC 7800)."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": endpoints.issuer,
@@ -44,9 +47,11 @@ def issue(
         "exp": now + ACCESS_TOKEN_SECONDS,
         **(context or {}),
     }
+    if confirmation:
+        claims["cnf"] = dict(confirmation)
     return {
         "access_token": keyring.sign(claims, ACCESS_TOKEN_TYPE),
-        "token_type": "Bearer",
+        "token_type": "DPoP" if confirmation and "jkt" in confirmation else "Bearer",
         "expires_in": ACCESS_TOKEN_SECONDS,
         "scope": scopes.text,
         **{k: v for k, v in (context or {}).items() if k in RESPONSE_CONTEXT},

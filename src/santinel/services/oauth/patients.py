@@ -27,7 +27,8 @@ class PatientChoice:
 
 
 async def choices(service: FhirService, base_url: str, name: str) -> list[PatientChoice]:
-    params: list[tuple[str, str]] = [("_count", str(PAGE)), ("_sort", "family,given")]
+    # no `_sort` on names: they are stored as blind indexes (encryption at rest), not sortable
+    params: list[tuple[str, str]] = [("_count", str(PAGE)), ("_sort", "-_lastUpdated")]
     if name.strip():
         params.append(("name", name.strip()[:100]))
     request = FhirRequest("GET", ("Patient",), tuple(params), base_url=base_url, principal=OPERATOR)

@@ -11,10 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from santinel.auth.scopes import Scopes, parse_scopes
-from santinel.services.oauth import client_auth, grants
+from santinel.auth import tiers
+from santinel.auth.scopes import ERASE_SCOPE, Scopes, parse_scopes
+from santinel.services.oauth import binding, client_auth, grants
 from santinel.services.oauth.context import Endpoints, OAuthContext
-from santinel.services.oauth.errors import InvalidScope, UnauthorizedClient, UnsupportedGrantType
+from santinel.services.oauth.errors import (
+    InvalidRequest,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
 from santinel.services.oauth.issuing import ACCESS_TOKEN_TYPE, issue
 from santinel.storage.auth_records import ClientRecord
 
@@ -45,7 +51,21 @@ async def _client_credentials(
     )
     if client.auth_method == "none":
         raise UnauthorizedClient("Public clients cannot use client_credentials.")
-    return issue(ctx.keyring, ctx.endpoints, client, _granted(client, form.get("scope", "")))
+    scopes = _granted(client, form.get("scope", ""))
+    purposes = _purposes(client, form.get("purpose_of_use", ""))
+    cnf = await binding.confirmation(ctx, client)
+    return issue(ctx.keyring, ctx.endpoints, client, scopes, purposes, confirmation=cnf)
+
+
+def _purposes(client: ClientRecord, requested: str) -> dict[str, str] | None:
+    """The `purpose_of_use` claim: codes the client asks for (space-separated, e.g. TREAT),
+    all within its contract when it has one (`santinel clients add --purpose`)."""
+    contract = frozenset((client.purposes or "").split()) or None
+    problem = tiers.requested_purposes_problem(requested, contract)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    asked = " ".join(requested.split())
+    return {"purpose_of_use": asked} if asked else None
 
 
 def _granted(client: ClientRecord, requested: str) -> Scopes:
@@ -55,4 +75,5 @@ def _granted(client: ClientRecord, requested: str) -> Scopes:
     system_only = tuple(s for s in granted.resources if s.context == "system")
     if not system_only:
         raise InvalidScope("None of the requested scopes can be granted to this client.")
-    return Scopes(system_only, frozenset())
+    # of the other scopes, backend services get only Santinel's admin scope (`$erase`)
+    return Scopes(system_only, granted.others & {ERASE_SCOPE})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sqlite3
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -15,6 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from santinel.errors import TooCostly
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    # FULL: an acknowledged write survives power loss and kill -9, not only a crash.
+    "PRAGMA synchronous=FULL",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+)
 
 
 def is_sqlite(url: str) -> bool:
@@ -24,14 +33,41 @@ def is_sqlite(url: str) -> bool:
 def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     """(reader, writer) engines. On SQLite the writer takes the write lock at BEGIN (IMMEDIATE)
     so check-then-write sequences are serialized; readers never block writers (WAL)."""
+    # hide_parameters: a database error's message (logged with its traceback when a request
+    # fails unexpectedly) must not carry the statement's values: names, identifiers, dates.
     if not is_sqlite(url):
-        engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+        )
         return engine, engine
-    reader = create_async_engine(url, pool_size=8, max_overflow=0)
-    writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+    reader = create_async_engine(url, pool_size=8, max_overflow=0, hide_parameters=True)
+    writer = create_async_engine(
+        url, pool_size=1, max_overflow=0, pool_timeout=60, hide_parameters=True
+    )
     _configure_sqlite(reader, begin="BEGIN")
     _configure_sqlite(writer, begin="BEGIN IMMEDIATE")
     return reader, writer
+
+
+async def run_on_sqlite(connection: AsyncConnection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` on the sqlite3 connection behind `connection`, in its aiosqlite thread, in ONE
+    hop (aiosqlite's own queue, so it runs in order with the connection's other statements).
+    For a short, hot transaction: `work` issues its own BEGIN IMMEDIATE and COMMIT."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection  # aiosqlite.Connection (its `_conn`: see _install_deadline)
+    if driver is None:
+        raise RuntimeError("no SQLite connection")
+    result: T = await driver._execute(work, driver._conn)
+    return result
+
+
+async def run_on_asyncpg(connection: AsyncConnection, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work` with the asyncpg connection behind `connection` (PostgreSQL): for a short,
+    hot transaction of its own (`work` opens it), without SQLAlchemy's per-statement cost."""
+    raw = await connection.get_raw_connection()
+    if raw.driver_connection is None:
+        raise RuntimeError("no PostgreSQL connection")
+    return await work(raw.driver_connection)
 
 
 def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
@@ -41,11 +77,8 @@ def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
         dbapi_connection.isolation_level = None
         _install_deadline(dbapi_connection, record)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: an acknowledged write survives power loss and kill -9, not only a crash.
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -112,8 +145,12 @@ async def serialize_on(connection: AsyncConnection, key: str) -> None:
     """
     if connection.dialect.name != "postgresql":
         return
-    lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-    await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    await connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id(key)})
+
+
+def lock_id(key: str) -> int:
+    """The PostgreSQL advisory lock number of `key`."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
 def is_write_conflict(exc: DBAPIError) -> bool:

@@ -110,6 +110,16 @@ class SqlGrantStore:
             ).first()
         return GrantRecord(**row._asdict()) if row else None
 
+    async def set_grant_context(self, grant_id: str, context: str) -> None:
+        """Replace a grant's context JSON (the DPoP key its refresh tokens are bound to is
+        added at the code exchange)."""
+        async with self.writer.begin() as connection:
+            await connection.execute(
+                update(oauth_grant)
+                .where(oauth_grant.c.grant_id == grant_id)
+                .values(context=context)
+            )
+
     async def use_code(self, code_digest: str) -> tuple[CodeRecord | None, bool]:
         """(the code, whether it had been used before). Marking it used is atomic, so of two
         concurrent exchanges exactly one gets `False`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from santinel.audit.records import AuditRecord
 from santinel.errors import Conflict, InvalidSearch
 from santinel.fhir.json import dumps
 from santinel.fhir.resource import now_micros, stamp
+from santinel.fhir.search.extract import extract
 from santinel.fhir.search.query import Include, SearchQuery, parse_query
 from santinel.storage.base import (
     AuditQuery,
@@ -28,10 +30,24 @@ from santinel.storage.base import (
 )
 from santinel.storage.sql import audit_store, dialects, migrations
 from santinel.storage.sql.audit_store import SqlAuditStore
-from santinel.storage.sql.point_reads import Unavailable, point_reader
+from santinel.storage.sql.point_reads import SqlitePointReader, Unavailable, point_reader
+from santinel.storage.sql.sealing import (
+    BodyRef,
+    KeyedSealer,
+    NoSealer,
+    Prepare,
+    Sealer,
+    TxSealer,
+    open_snapshot_query,
+    opened,
+    owner_of,
+    seal_snapshot_query,
+    search_preparer,
+)
 from santinel.storage.sql.search import executor
+from santinel.storage.sql.search.blind import BlindRows
 from santinel.storage.sql.search.indexing import IndexBuffer
-from santinel.storage.sql.tables import resource, resource_history
+from santinel.storage.sql.tables import data_key, resource, resource_history
 from santinel.types import ResourceId, ResourceType, VersionId
 
 T = TypeVar("T")
@@ -41,11 +57,15 @@ MAX_WRITE_ATTEMPTS = 8
 class SqlWriteTransaction:
     """One database transaction of writes, handed to the caller's unit of work."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, sealer: Sealer | None = None) -> None:
         self.connection = connection
         self._lock_rows = dialects.lock_clause(connection.dialect.name)
         self._last_updated = 0
-        self._index = IndexBuffer()
+        self._sealer: Sealer = sealer or NoSealer()
+        self._sealing: TxSealer | None = None  # begun at the first body sealed or opened
+        self._prepare = search_preparer(self._sealer)
+        blind = self._sealer.blind
+        self._index = IndexBuffer(BlindRows(blind, self._sealer.plaintext_names) if blind else None)
         self._history: list[dict[str, Any]] = []
         # every version this transaction wrote, with the one it replaced (audit: whose data)
         self.written: list[tuple[StoredVersion, StoredVersion | None]] = []
@@ -60,7 +80,19 @@ class SqlWriteTransaction:
         if self._lock_rows:
             query = query.with_for_update()
         row = (await self.connection.execute(query)).first()
-        return _current_version(row) if row else None
+        if row is None:
+            return None
+        return await opened(self.sealing().open, _current_version(row), row.key_id)
+
+    def sealing(self) -> TxSealer:
+        if self._sealing is None:
+            self._sealing = self._sealer.begin(self.connection, self._lock_rows)
+        return self._sealing
+
+    def committed(self) -> None:
+        """The transaction committed: keys it created may now be cached."""
+        if self._sealing is not None:
+            self._sealing.committed()
 
     async def write_version(
         self,
@@ -77,11 +109,20 @@ class SqlWriteTransaction:
         if resource_json is not None:
             stamped = stamp(resource_json, resource_id, version, last_updated)
         body = dumps(stamped) if stamped is not None else None
+        values = extract(stamped) if stamped is not None else []
+        sealed, key_id = None, None
+        if body is not None:  # sealed with its owner's data key; StoredVersion keeps plaintext
+            owner = owner_of(resource_type, resource_id, values)
+            ref = BodyRef(resource_type, resource_id, version)
+            # a Patient POSTed gets a fresh random id: no key can exist for it yet
+            fresh = method == "POST" and previous is None and resource_type == "Patient"
+            sealed, key_id = await self.sealing().seal(ref, owner, body, fresh=fresh)
         row = {
             "version": version,
             "last_updated": last_updated,
             "deleted": resource_json is None,
-            "body": body,
+            "body": sealed,
+            "key_id": key_id,
         }
         if previous is None:
             await self.connection.execute(
@@ -104,6 +145,7 @@ class SqlWriteTransaction:
             resource_id,
             stamped,
             had_rows=previous is not None and not previous.deleted,
+            values=values,
         )
         self._history.append(
             {"res_type": resource_type, "res_id": resource_id, "method": method, **row}
@@ -119,7 +161,7 @@ class SqlWriteTransaction:
         self.audit_records.extend(records)
 
     def reindex(self, resource_type: str, resource_id: str, body: bytes) -> None:
-        """Rebuild the index rows of a stored current version (`santinel db reindex`)."""
+        """Rebuild the index rows of a current version (its plaintext body; `db reindex`)."""
         self._index.replace(resource_type, resource_id, orjson.loads(body), had_rows=True)
 
     async def flush(self) -> None:
@@ -137,11 +179,11 @@ class SqlWriteTransaction:
         self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
     ) -> list[ResourceId]:
         await self.flush()  # a search inside the transaction sees what it wrote
-        return await _find_ids(self.connection, resource_type, criteria, limit)
+        return await _find_ids(self.connection, resource_type, criteria, limit, self._prepare)
 
     async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
         await self.flush()  # a search inside the transaction sees what it wrote
-        ids = await executor.matching_ids(self.connection, query, limit)
+        ids = await executor.matching_ids(self.connection, self._prepare(query), limit)
         return [ResourceId(i) for i in ids]
 
     def _next_timestamp(self) -> int:
@@ -155,9 +197,15 @@ class _RetryWrite(Exception):
 
 
 class SqlRepository:
-    def __init__(self, url: str, *, query_timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, query_timeout_seconds: float = 10.0, sealer: Sealer | None = None
+    ) -> None:
         self.url = url
         self.query_timeout = query_timeout_seconds
+        # Bodies are sealed and opened here, at the SQL boundary (`sealing`); without a sealer
+        # (the data keys are opened after the schema: `use_sealer`) no body is stored or served.
+        self.sealer: Sealer = sealer or NoSealer()
+        self._prepare = search_preparer(self.sealer)
         self.reader, self.writer = dialects.create_engines(url)
         self._point_reads = point_reader(url, self.reader)
         # One-statement reads need no transaction: on PostgreSQL, autocommit saves the BEGIN and
@@ -178,20 +226,32 @@ class SqlRepository:
     ) -> StoredVersion | None:
         if self._point_reads is not None:
             with contextlib.suppress(Unavailable):
-                return await self._point_reads.current(resource_type, resource_id)
+                found = await self._point_reads.current(resource_type, resource_id)
+                return await self._open(*found) if found else None
         query = _select_current().where(
             resource.c.res_type == resource_type, resource.c.res_id == resource_id
         )
         async with self._one_statement() as connection:
             row = (await connection.execute(query)).first()
-        return _current_version(row) if row else None
+        return await self._open(_current_version(row), row.key_id) if row else None
+
+    def use_sealer(self, sealer: Sealer) -> None:
+        """Seal and open bodies with `sealer` from now on (once the data keys are open)."""
+        self.sealer = sealer
+        self._prepare = search_preparer(sealer)
+        if isinstance(sealer, KeyedSealer) and isinstance(self._point_reads, SqlitePointReader):
+            sealer.keys.inline = self._point_reads.fetch_one
+
+    async def _open(self, stored: StoredVersion, key_id: str | None) -> StoredVersion:
+        return await opened(self.sealer.open, stored, key_id)
 
     async def vread(
         self, resource_type: ResourceType, resource_id: ResourceId, version: VersionId
     ) -> StoredVersion | None:
         if self._point_reads is not None:
             with contextlib.suppress(Unavailable):
-                return await self._point_reads.version(resource_type, resource_id, version)
+                found = await self._point_reads.version(resource_type, resource_id, version)
+                return await self._open(*found) if found else None
         query = _select_history().where(
             resource_history.c.res_type == resource_type,
             resource_history.c.res_id == resource_id,
@@ -199,7 +259,7 @@ class SqlRepository:
         )
         async with self._one_statement() as connection:
             row = (await connection.execute(query)).first()
-        return _history_version(row) if row else None
+        return await self._open(_history_version(row), row.key_id) if row else None
 
     @contextlib.asynccontextmanager
     async def _one_statement(self) -> AsyncIterator[AsyncConnection]:
@@ -219,7 +279,7 @@ class SqlRepository:
         )
         async with self.reader.connect() as connection:
             rows = (await connection.execute(query)).all()
-        by_id = {row.res_id: _current_version(row) for row in rows}
+        by_id = {row.res_id: await self._open(_current_version(row), row.key_id) for row in rows}
         return [by_id[i] for i in resource_ids if i in by_id]
 
     # -- writes ---------------------------------------------------------------------------
@@ -227,13 +287,14 @@ class SqlRepository:
         for attempt in range(MAX_WRITE_ATTEMPTS):
             try:
                 async with self.writer.begin() as connection:
-                    tx = SqlWriteTransaction(connection)
+                    tx = SqlWriteTransaction(connection, self.sealer)
                     result = await work(tx)
                     await tx.flush()
                     if self.before_commit is not None and tx.written:
                         await self.before_commit(tx)
                     await audit_store.append(connection, tx.audit_records)
-                    return result
+                tx.committed()
+                return result
             except (_RetryWrite, IntegrityError):
                 pass
             except DBAPIError as exc:
@@ -247,14 +308,14 @@ class SqlRepository:
         self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
     ) -> list[ResourceId]:
         async with self.reader.connect() as connection:
-            return await _find_ids(connection, resource_type, criteria, limit)
+            return await _find_ids(connection, resource_type, criteria, limit, self._prepare)
 
     async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
         async with (
             self.reader.connect() as connection,
             dialects.time_budget(connection, self.query_timeout),
         ):
-            ids = await executor.matching_ids(connection, query, limit)
+            ids = await executor.matching_ids(connection, self._prepare(query), limit)
         return [ResourceId(i) for i in ids]
 
     async def count(self, query: SearchQuery) -> int:
@@ -262,12 +323,12 @@ class SqlRepository:
             self.reader.connect() as connection,
             dialects.time_budget(connection, self.query_timeout),
         ):
-            return await executor.count_matches(connection, query)
+            return await executor.count_matches(connection, self._prepare(query))
 
     async def read_refs(self, refs: Sequence[tuple[str, str]]) -> list[StoredVersion]:
         async with self.reader.connect() as connection:
             rows = await executor.read_refs(connection, refs)
-        return [_current_version(row) for row in rows]
+        return [await self._open(_current_version(row), row.key_id) for row in rows]
 
     async def include_refs(
         self, page: Sequence[tuple[str, str]], include: Include, reverse: bool, limit: int
@@ -280,18 +341,27 @@ class SqlRepository:
         self, resource_type: str | None, query: str, ids: list[str], complete: bool, owner: str
     ) -> str:
         async with self.writer.begin() as connection:
-            return await executor.save_snapshot(
-                connection, resource_type, query, ids, complete, owner
+            # the query may name a patient (`family=…`): sealed like a body
+            sealing = self.sealer.begin(connection, dialects.lock_clause(connection.dialect.name))
+            stored = await seal_snapshot_query(sealing, resource_type, query)
+            snapshot_id = await executor.save_snapshot(
+                connection, resource_type, stored, ids, complete, owner
             )
+        sealing.committed()
+        return snapshot_id
 
     async def load_snapshot(self, snapshot_id: str) -> Snapshot | None:
         async with self.reader.connect() as connection:
-            return await executor.load_snapshot(connection, snapshot_id)
+            snapshot = await executor.load_snapshot(connection, snapshot_id)
+        if snapshot is None:
+            return None
+        query = await open_snapshot_query(self.sealer, snapshot.resource_type, snapshot.query)
+        return dataclasses.replace(snapshot, query=query)
 
     # -- history --------------------------------------------------------------------------
     async def history(self, query: HistoryQuery) -> HistoryPage:
         h = resource_history.c
-        where = _history_filters(query)
+        where = _history_filters(query, self._prepare)
         page = _select_history().where(*where)
         if query.after_sequence is not None:
             page = page.where(h.seq > query.after_sequence).order_by(h.seq.asc())
@@ -306,7 +376,7 @@ class SqlRepository:
             rows = rows[: query.count]
             if query.after_sequence is not None:
                 rows.reverse()
-            versions = [_history_version(row) for row in rows]
+            versions = [await self._open(_history_version(row), row.key_id) for row in rows]
             total = None
             if query.resource_id is not None:
                 count = select(func.count()).select_from(resource_history).where(*where)
@@ -327,7 +397,13 @@ class SqlRepository:
         """Rebuild the index rows of the next `size` live resources after `after` (in (type, id)
         order) in one transaction; the last (type, id) done, or None when there are no more."""
         query = (
-            select(resource.c.res_type, resource.c.res_id, resource.c.body)
+            select(
+                resource.c.res_type,
+                resource.c.res_id,
+                resource.c.version,
+                resource.c.body,
+                resource.c.key_id,
+            )
             .where(resource.c.deleted.is_(False))
             .order_by(resource.c.res_type, resource.c.res_id)
             .limit(size)
@@ -338,7 +414,10 @@ class SqlRepository:
         async def work(tx: SqlWriteTransaction) -> tuple[str, str] | None:
             rows = list(await tx.connection.execute(query))
             for row in rows:
-                tx.reindex(row.res_type, row.res_id, row.body)
+                ref = BodyRef(row.res_type, row.res_id, row.version)
+                body = await tx.sealing().open(ref, row.body, row.key_id)
+                if body is not None:
+                    tx.reindex(row.res_type, row.res_id, body)
             return (rows[-1].res_type, rows[-1].res_id) if rows else None
 
         return await self.run_write(work)
@@ -360,6 +439,7 @@ class SqlRepository:
         return True, "ok"
 
     async def close(self) -> None:
+        await self.sealer.close()
         if self._point_reads is not None:
             self._point_reads.close()
         await self.reader.dispose()
@@ -367,9 +447,11 @@ class SqlRepository:
             await self.writer.dispose()
 
 
-def _history_filters(query: HistoryQuery) -> list[Any]:
+def _history_filters(query: HistoryQuery, prepare: Prepare) -> list[Any]:
     h = resource_history.c
-    where: list[Any] = []
+    # versions sealed with an erased key are gone for good (crypto-shredding)
+    erased = select(data_key.c.key_id).where(data_key.c.erased_us.is_not(None))
+    where: list[Any] = [or_(h.key_id.is_(None), h.key_id.not_in(erased))]
     if query.resource_type is not None:
         where.append(h.res_type == query.resource_type)
     if query.resource_id is not None:
@@ -379,7 +461,7 @@ def _history_filters(query: HistoryQuery) -> list[Any]:
     if query.at_end is not None:
         where.append(h.last_updated <= query.at_end)
     if query.visible is not None:
-        where.append(_visible_versions(query.visible))
+        where.append(_visible_versions(query.visible, prepare))
     if query.at_start is not None:
         # Current at some point of the period: not replaced by a later version before it began.
         later = resource_history.alias("later")
@@ -396,7 +478,7 @@ def _history_filters(query: HistoryQuery) -> list[Any]:
     return where
 
 
-def _visible_versions(filters: Sequence[TypeFilter]) -> Any:
+def _visible_versions(filters: Sequence[TypeFilter], prepare: Prepare) -> Any:
     """Versions of the listed types only, and for a type with `members`, only versions of the
     resources that match it now (an access decision pushed into the history query)."""
     h = resource_history.c
@@ -404,7 +486,7 @@ def _visible_versions(filters: Sequence[TypeFilter]) -> Any:
     alternatives: list[Any] = [h.res_type.in_(whole)] if whole else []
     for f in filters:
         if f.members is not None:
-            members = executor.matching_ids_subquery(f.members)
+            members = executor.matching_ids_subquery(prepare(f.members))
             alternatives.append(and_(h.res_type == f.resource_type, h.res_id.in_(members)))
     return or_(*alternatives) if alternatives else false()
 
@@ -414,6 +496,7 @@ async def _find_ids(
     resource_type: ResourceType,
     criteria: Sequence[tuple[str, str]],
     limit: int,
+    prepare: Prepare,
 ) -> list[ResourceId]:
     """Matches of conditional-operation criteria: every parameter must be understood."""
     query = parse_query(resource_type, list(criteria))
@@ -422,7 +505,7 @@ async def _find_ids(
             f"Unsupported search parameter(s) in the condition: {', '.join(query.ignored)}.",
             issue_code="not-supported",
         )
-    return [ResourceId(i) for i in await executor.matching_ids(connection, query, limit)]
+    return [ResourceId(i) for i in await executor.matching_ids(connection, prepare(query), limit)]
 
 
 def _select_current() -> Select[Any]:
@@ -433,6 +516,7 @@ def _select_current() -> Select[Any]:
         resource.c.last_updated,
         resource.c.deleted,
         resource.c.body,
+        resource.c.key_id,
     )
 
 

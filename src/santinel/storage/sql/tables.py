@@ -31,8 +31,10 @@ resource = Table(
     Column("version", Integer, nullable=False),
     Column("last_updated", BigInteger, nullable=False),
     Column("deleted", Boolean, nullable=False),
-    Column("body", LargeBinary, nullable=True),
+    Column("body", LargeBinary, nullable=True),  # sealed (AES-256-GCM) under `key_id`'s DEK
+    Column("key_id", String(32), nullable=True),  # the data key (0008); None: no body
     Index("ix_resource_type_updated", "res_type", "last_updated"),
+    Index("ix_resource_key", "key_id"),
 )
 
 resource_history = Table(
@@ -46,9 +48,11 @@ resource_history = Table(
     Column("method", String(8), nullable=False),
     Column("deleted", Boolean, nullable=False),
     Column("body", LargeBinary, nullable=True),
+    Column("key_id", String(32), nullable=True),
     UniqueConstraint("res_type", "res_id", "version", name="uq_history_version"),
     Index("ix_history_type_seq", "res_type", "seq"),
     Index("ix_history_updated", "last_updated"),
+    Index("ix_history_key", "key_id"),
 )
 
 
@@ -78,6 +82,9 @@ search_string = _index_table(
     Column("exact", Text, nullable=False),
     indexes=(Index("ix_search_string_value", "res_type", "param", "normalized"),),
 )
+# Blind indexes (0008) live here too: values that identify a person
+# (`santinel.fhir.search.identifying`) are indexed as keyed digests in `code` (system in clear,
+# `text` empty) under their own parameter, never in clear (`storage.sql.search.blind`).
 search_token = _index_table(
     "search_token",
     Column("system", Text, nullable=True),
@@ -341,4 +348,39 @@ audit_anchor = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
     Column("signature", Text, nullable=False),
+)
+
+# --- Encryption at rest (0008) ---------------------------------------------------------------
+# Data keys (one per patient compartment, per class of other data, one for the blind indexes),
+# each wrapped by the key-encryption key named by `kek_id`. `generation` grows with every
+# `santinel keys rotate-dek`; a retired key still opens its rows until they are re-encrypted;
+# an erased key (crypto-shredding, RGPD art. 17) has no wrapped value left.
+data_key = Table(
+    "data_key",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("owner", String(100), nullable=False),  # Patient/<id>, type:<Type>, shared, …
+    Column("generation", Integer, nullable=False),
+    Column("wrapped", LargeBinary, nullable=True),
+    Column("kek_id", String(200), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("retired_us", BigInteger, nullable=True),
+    Column("erased_us", BigInteger, nullable=True),
+    UniqueConstraint("owner", "generation", name="uq_data_key_owner_generation"),
+)
+# Counters every node reads: `epoch` grows with each erasure and rotation (nodes drop cached keys
+# when it moves); `legacy_plaintext` is 1 while rows written before 0008 may be unencrypted.
+keystore_state = Table(
+    "keystore_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+# Patients whose record must be kept (litigation, legal obligation): erasure is refused.
+legal_hold = Table(
+    "legal_hold",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("placed_us", BigInteger, nullable=False),
 )

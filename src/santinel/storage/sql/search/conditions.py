@@ -23,6 +23,7 @@ from santinel.storage.sql.search import (
     tokens,
     uris,
 )
+from santinel.storage.sql.search.blind import Blinded
 from santinel.storage.sql.tables import (
     resource,
     search_composite,
@@ -62,6 +63,9 @@ def compile_condition(condition: Condition, alias: Any) -> Any:
 
 
 def _criterion(criterion: Criterion, alias: Any) -> Any:
+    if isinstance(criterion, Blinded):  # a protected parameter, already a subquery of ids
+        column = alias.c.res_id
+        return column.notin_(criterion.ids) if criterion.negate else column.in_(criterion.ids)
     code, modifier, values = criterion.param.code, criterion.modifier, criterion.values
     if code == "_id":
         return _id_condition(alias, modifier, values)

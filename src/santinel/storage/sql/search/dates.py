@@ -51,5 +51,34 @@ def range_condition(prefix: str, low: int, high: int, start: Any, end: Any) -> A
         case "eb":
             return end < low
         case _:  # ap: overlap with the range widened by 10 % of its distance to now
-            margin = max(abs(now_micros() - (low + high) // 2) // 10, DAY_US)
+            margin = approximate_margin(low, high)
             return and_(start <= high + margin, end >= low - margin)
+
+
+def approximate_margin(low: int, high: int) -> int:
+    """How far `ap` widens a search range: 10 % of its distance to now, at least a day."""
+    return max(abs(now_micros() - (low + high) // 2) // 10, DAY_US)
+
+
+def period_matches(prefix: str, low: int, high: int, start: int, end: int, margin: int) -> bool:
+    """`range_condition` evaluated in Python on one indexed period [start, end]."""
+    within = start >= low and end <= high
+    match prefix:
+        case "eq":
+            return within
+        case "ne":
+            return not within
+        case "gt":
+            return end > high
+        case "lt":
+            return start < low
+        case "ge":
+            return end > high or within
+        case "le":
+            return start < low or within
+        case "sa":
+            return start > high
+        case "eb":
+            return end < low
+        case _:
+            return start <= high + margin and end >= low - margin

@@ -24,6 +24,7 @@ from santinel.fhir.search.values import (
     UriValue,
 )
 from santinel.storage.sql.search import composites
+from santinel.storage.sql.search.blind import BlindRows
 from santinel.storage.sql.tables import (
     INDEX_TABLES,
     search_composite,
@@ -44,7 +45,8 @@ class IndexBuffer:
     table when the transaction flushes (before any search inside it, and before it commits):
     a 100-entry Bundle costs a few statements per index table instead of hundreds."""
 
-    def __init__(self) -> None:
+    def __init__(self, blind: BlindRows | None = None) -> None:
+        self.blind = blind  # identifying values become blind-index rows (None: all in clear)
         self._stale: dict[str, set[str]] = defaultdict(set)
         self._rows: dict[tuple[str, str], dict[Table, list[dict[str, Any]]]] = {}
 
@@ -55,11 +57,24 @@ class IndexBuffer:
         resource: dict[str, Any] | None,
         *,
         had_rows: bool,
+        values: list[ExtractedValue] | None = None,
     ) -> None:
-        """Plan to drop the previous version's rows (if any) and add those of `resource`."""
+        """Plan to drop the previous version's rows (if any) and add those of `resource`
+        (whose index values the caller may have extracted already: `values`)."""
         if had_rows:
             self._stale[resource_type].add(resource_id)
-        rows = rows_by_table(resource_type, resource_id, extract(resource)) if resource else {}
+        rows: dict[Table, list[dict[str, Any]]] = {}
+        if resource:
+            found = values if values is not None else extract(resource)
+            blind_rows: list[dict[str, Any]] = []
+            if self.blind is not None:
+                found, blind_rows = self.blind.split(resource_type, found)
+            rows = rows_by_table(resource_type, resource_id, found)
+            if blind_rows:
+                unique = {(r["param"], r["system"], r["code"]): r for r in blind_rows}
+                rows.setdefault(search_token, []).extend(
+                    {"res_type": resource_type, "res_id": resource_id, **r} for r in unique.values()
+                )
         self._rows[(resource_type, resource_id)] = rows
 
     async def flush(self, connection: AsyncConnection) -> None:

@@ -1,0 +1,98 @@
+"""BENCH ONLY: the Santinel app whose repository stores bodies as they are (a null cipher) and
+indexes identifying values in clear — what encryption at rest costs is the difference.
+
+`bench.encryption` runs it beside the normal server (`santinel serve`). It is the very app
+`santinel serve` runs (`santinel.web.app.create_app`: same routes, policy, audit, database
+engine); the only difference is the sealer its container's repository uses: `NullSealer`
+instead of `services.encryption.open_sealer` (AES-256-GCM under per-patient keys, blind
+indexes). Nothing in `src/` can switch encryption off: the replacement lives only here.
+
+    python -m bench.null_cipher_app serve --port 8099 --data-dir DIR --http
+
+Its data directory must be its own: it reads every body as plaintext.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.applications import Starlette
+
+from santinel.crypto.blind_index import BlindIndex
+from santinel.services.container import Container
+from santinel.settings import Settings
+from santinel.storage.sql.repository import SqlRepository
+from santinel.storage.sql.sealing import BodyRef, Sealer, TxSealer
+from santinel.web.app import create_app as create_santinel_app
+
+
+class NullTxSealer:
+    async def seal(
+        self, ref: BodyRef, owner: str, body: bytes, *, fresh: bool = False
+    ) -> tuple[bytes, str | None]:
+        return body, None
+
+    async def open(self, ref: BodyRef, body: bytes | None, key_id: str | None) -> bytes | None:
+        return body
+
+    def committed(self) -> None:
+        return None
+
+
+class NullSealer:
+    blind: BlindIndex | None = None  # identifying values indexed in clear
+    plaintext_names = True
+
+    def begin(self, connection: AsyncConnection, lock: bool) -> TxSealer:
+        return NullTxSealer()
+
+    async def open(self, ref: BodyRef, body: bytes | None, key_id: str | None) -> bytes | None:
+        return body
+
+    async def close(self) -> None:
+        return None
+
+
+async def null_sealer(settings: Settings, repository: SqlRepository) -> Sealer:
+    return NullSealer()
+
+
+def null_cipher_app(settings: Settings) -> Starlette:
+    """Santinel's own app, its container opened with the null sealer at startup."""
+    container = Container.__new__(Container)
+    app = create_santinel_app(settings, container)
+    inner_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(starlette: Starlette) -> AsyncIterator[None]:
+        opened = await Container.open(settings, sealer=null_sealer)
+        vars(container).update(vars(opened))
+        try:
+            async with inner_lifespan(starlette):
+                yield
+        finally:
+            await opened.close()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`santinel ARGS` (e.g. `serve --port 8099 --data-dir DIR`) serving `null_cipher_app`."""
+    import santinel.web.app as web_app
+    from santinel.cli.main import app as cli
+
+    def swapped(settings: Settings, container: Container | None = None) -> Starlette:
+        if container is not None:
+            raise RuntimeError("the null-cipher app opens its own container")
+        return null_cipher_app(settings)
+
+    web_app.create_app = swapped  # `serve` imports it when it runs, i.e. after this line
+    cli(args=list(argv if argv is not None else sys.argv[1:]), prog_name="santinel")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Key rotation. `rotate-kek`: every data key re-wrapped by a new KEK, in one transaction, data
+untouched (seconds). `rotate-dek`: every data key retired (new writes take a new generation at
+once), then every version sealed with a retired key re-sealed with its owner's new key, batch by
+batch while the server serves; retired keys with no version left are deleted. Versions written
+before encryption (no key id) are sealed by the same pass, and their index rows rebuilt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from santinel.crypto.key_providers import KeyProvider, VaultTransitProvider
+from santinel.fhir.resource import now_micros
+from santinel.fhir.search.extract import extract
+from santinel.storage.sql import dialects
+from santinel.storage.sql.keystore import (
+    CHECK_OWNER,
+    INDEX_OWNER,
+    KeyedSealerRequired,
+    bump_epoch,
+    wrap_context,
+)
+from santinel.storage.sql.repository import SqlRepository, SqlWriteTransaction
+from santinel.storage.sql.sealing import BodyRef, KeyedSealer, owner_of
+from santinel.storage.sql.tables import data_key, keystore_state, resource, resource_history
+
+INTERNAL_OWNERS = (CHECK_OWNER, INDEX_OWNER)
+
+
+async def rewrap_all(repository: SqlRepository, old: KeyProvider, new: KeyProvider) -> int:
+    """Re-wrap every data key from `old` to `new` (`new is old`: a Vault key's latest version);
+    the number of keys re-wrapped."""
+    c = data_key.c
+    async with repository.writer.begin() as connection:
+        rows = (
+            await connection.execute(
+                select(c.key_id, c.owner, c.wrapped).where(c.wrapped.is_not(None))
+            )
+        ).all()
+        for row in rows:
+            wrapped = await _rewrap(old, new, row.wrapped, wrap_context(row.key_id, row.owner))
+            await connection.execute(
+                update(data_key)
+                .where(c.key_id == row.key_id)
+                .values(wrapped=wrapped, kek_id=new.kek_id)
+            )
+        await bump_epoch(connection)
+    return len(rows)
+
+
+async def _rewrap(old: KeyProvider, new: KeyProvider, wrapped: bytes, context: bytes) -> bytes:
+    if new is old and isinstance(old, VaultTransitProvider):
+        return await old.rewrap(wrapped)
+    return await new.wrap(await old.unwrap(wrapped, context), context)
+
+
+async def retire_data_keys(repository: SqlRepository) -> int:
+    """Retire every active data key: writes seal with a new generation from now on."""
+    c = data_key.c
+    async with repository.writer.begin() as connection:
+        result = await connection.execute(
+            update(data_key)
+            .where(c.retired_us.is_(None), c.erased_us.is_(None), c.owner.not_in(INTERNAL_OWNERS))
+            .values(retired_us=now_micros())
+        )
+        await bump_epoch(connection)
+    return int(result.rowcount or 0)
+
+
+def _to_reseal() -> ColumnElement[bool]:
+    """Versions sealed with a retired (not erased) key, or never sealed."""
+    h, c = resource_history.c, data_key.c
+    retired = select(c.key_id).where(c.retired_us.is_not(None), c.erased_us.is_(None))
+    return or_(h.key_id.in_(retired), and_(h.key_id.is_(None), h.body.is_not(None)))
+
+
+async def pending_versions(repository: SqlRepository) -> int:
+    query = select(func.count()).select_from(resource_history).where(_to_reseal())
+    async with repository.reader.connect() as connection:
+        return int((await connection.execute(query)).scalar_one())
+
+
+async def reseal_batch(repository: SqlRepository, after_seq: int, size: int) -> tuple[int, int]:
+    """Re-seal the next `size` versions to do after `after_seq`: (last seq seen, versions
+    re-sealed); last seq 0 when there are no more."""
+    if not isinstance(repository.sealer, KeyedSealer):
+        raise KeyedSealerRequired()
+    h = resource_history.c
+
+    async def work(tx: SqlWriteTransaction) -> tuple[int, int]:
+        query = select(resource_history).where(_to_reseal(), h.seq > after_seq)
+        query = query.order_by(h.seq).limit(size)
+        if dialects.lock_clause(tx.connection.dialect.name):
+            query = query.with_for_update()
+        rows = (await tx.connection.execute(query)).all()
+        done = 0
+        for row in rows:
+            done += await _reseal(tx, row)
+        return (rows[-1].seq if rows else 0), done
+
+    return await repository.run_write(work)
+
+
+async def _reseal(tx: SqlWriteTransaction, row: Any) -> int:
+    seq, key_id, body = row.seq, row.key_id, row.body
+    ref = BodyRef(row.res_type, row.res_id, row.version)
+    owner = await _owner(tx.connection, key_id, lock=True) if key_id else None
+    if key_id is not None and owner is None:
+        return 0  # erased meanwhile
+    plaintext = await tx.sealing().open(ref, body, key_id)
+    if plaintext is None:
+        return 0
+    if owner is None:  # written before encryption: its owner from its content
+        owner = owner_of(ref.resource_type, ref.resource_id, extract(orjson.loads(plaintext)))
+    sealed, new_key = await tx.sealing().seal(ref, owner, plaintext)
+    h, r = resource_history.c, resource.c
+    await tx.connection.execute(
+        update(resource_history).where(h.seq == seq).values(body=sealed, key_id=new_key)
+    )
+    same_key = r.key_id.is_(None) if key_id is None else r.key_id == key_id
+    current = await tx.connection.execute(
+        update(resource)
+        .where(
+            r.res_type == ref.resource_type,
+            r.res_id == ref.resource_id,
+            r.version == ref.version,
+            same_key,
+        )
+        .values(body=sealed, key_id=new_key)
+    )
+    if key_id is None and current.rowcount and not row.deleted:
+        tx.reindex(ref.resource_type, ref.resource_id, plaintext)  # blind indexes, at last
+    return 1
+
+
+async def _owner(connection: AsyncConnection, key_id: str, *, lock: bool) -> str | None:
+    c = data_key.c
+    query = select(c.owner).where(c.key_id == key_id, c.erased_us.is_(None))
+    if lock and dialects.lock_clause(connection.dialect.name):
+        query = query.with_for_update(read=True)
+    return (await connection.execute(query)).scalar()
+
+
+async def finish_rotation(repository: SqlRepository) -> int:
+    """Delete the retired keys no version uses any more; the number deleted. Clears the
+    `legacy_plaintext` flag once no version lacks a key."""
+    c, h, r = data_key.c, resource_history.c, resource.c
+    unused = and_(
+        c.retired_us.is_not(None),
+        c.erased_us.is_(None),
+        ~exists().where(h.key_id == c.key_id),
+        ~exists().where(r.key_id == c.key_id),
+    )
+    async with repository.writer.begin() as connection:
+        result = await connection.execute(delete(data_key).where(unused))
+        legacy = select(h.seq).where(h.key_id.is_(None), h.body.is_not(None)).limit(1)
+        if (await connection.execute(legacy)).first() is None:
+            await connection.execute(
+                update(keystore_state)
+                .where(keystore_state.c.name == "legacy_plaintext")
+                .values(value=0)
+            )
+        await bump_epoch(connection)
+    return int(result.rowcount or 0)

@@ -1,0 +1,134 @@
+"""The verification and retention services called directly, on both backends: what the CLI
+(`santinel audit verify|prune`) and the running server's retention use."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from joserfc.jwk import ECKey
+from sqlalchemy import text
+
+from santinel.audit.events import Actor, Happening, build
+from santinel.services import audit_verify
+from santinel.services.audit import AuditService
+from santinel.services.audit_verify import AuditKeyNeeded, Keys
+from santinel.services.container import prepare_schema
+from santinel.settings import Settings
+from santinel.storage.sql.repository import SqlRepository
+from tests.services import postgres_database
+
+ACTOR = Actor(client_id="verify-tests", client_address="127.0.0.1")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    if request.param == "sqlite":
+        yield Settings(data_dir=tmp_path)
+        return
+    with postgres_database() as url:
+        yield Settings(database_url=url, data_dir=tmp_path)
+
+
+@asynccontextmanager
+async def audit(settings: Settings, retention_days: float = 0) -> AsyncIterator[AuditService]:
+    repository = SqlRepository(settings.resolved_database_url())
+    await prepare_schema(repository, migrate_empty=True)
+    key = ECKey.generate_key("P-256", parameters={"use": "sig", "alg": "ES256"})
+    service = AuditService(repository.audit, key, retention_days=retention_days)
+    try:
+        yield service
+    finally:
+        await service.close()
+        await repository.close()
+
+
+async def write(service: AuditService, count: int, recorded_from_us: int) -> None:
+    """`count` records, recorded one second apart from `recorded_from_us`."""
+    await service.store.write(
+        [
+            build(
+                uuid.uuid4().hex,
+                recorded_from_us + n * 1_000_000,
+                ACTOR,
+                Happening("read", patient=f"p{n % 3}", request_id=f"r{n}"),
+                service.observer,
+            )
+            for n in range(count)
+        ]
+    )
+
+
+def test_verify_checkpoints_retention_and_forged_anchor(settings: Settings) -> None:
+    async def run() -> None:
+        async with audit(settings, retention_days=1) as service:
+            store, keys = service.store, Keys([service.key])
+            day_us = 86_400 * 1_000_000
+            start = 1_790_000_000_000_000
+            empty = await audit_verify.verify(store, keys)
+            assert empty.ok
+            assert empty.records == 0
+            await write(service, 10, start)
+            first = await service.checkpoint()
+            await write(service, 10, start + 2 * day_us)
+            second = await service.checkpoint()
+            assert first is not None
+            assert second is not None
+            await write(service, 3, start + 3 * day_us)
+
+            checked = await audit_verify.verify(store, keys, [first])
+            assert checked.ok, checked.failure
+            assert (checked.records, checked.last_seq, checked.checkpoints) == (23, 23, 2)
+            assert checked.external == 1
+            assert checked.unsigned_tail == 3
+            with pytest.raises(AuditKeyNeeded):
+                await audit_verify.verify(store, Keys([]))
+            # a foreign key's checkpoint file is refused before anything is compared
+            other = ECKey.generate_key("P-256", parameters={"use": "sig", "alg": "ES256"})
+            assert audit_verify.check_external(Keys([other]), [first]) == [first]
+
+            # retention: one day, "now" = the third batch's time → the first 10 records go
+            pruned = await service.apply_retention(now_us=start + 3 * day_us)
+            assert pruned == audit_verify.Pruned(10, 10)
+            after = await audit_verify.verify(store, keys, [first, second])
+            assert after.ok, after.failure
+            assert after.anchor_signed
+            assert (after.records, after.first_seq, after.external_pruned) == (13, 11, 0)
+            again = await service.apply_retention(now_us=start + 3 * day_us)
+            assert again == audit_verify.Pruned(0, 10)
+            # an older prune (another node's, computed earlier) never moves the anchor back
+            assert await store.prune(5, (await store.anchor())) == 0
+
+            # the owner moves the anchor forward without the key
+            async with store.writer.begin() as connection:
+                await connection.execute(text("DELETE FROM audit_event WHERE seq <= 12"))
+                row = (
+                    await connection.execute(text("SELECT hash FROM audit_event WHERE seq = 13"))
+                ).first()
+                assert row is not None
+                await connection.execute(
+                    text("UPDATE audit_anchor SET seq = 13, hash = :h"), {"h": row.hash}
+                )
+            forged = await audit_verify.verify(store, keys)
+            assert forged.failure is not None
+            assert forged.failure.seq == 13
+            assert "pruning anchor" in forged.failure.reason
+            # and retention refuses to prune what does not verify
+            with pytest.raises(audit_verify.PruneRefused):
+                await service.apply_retention(now_us=start + 10 * day_us)
+
+    asyncio.run(run())
+
+
+def test_retention_off_keeps_everything(settings: Settings) -> None:
+    async def run() -> None:
+        async with audit(settings) as service:
+            await write(service, 3, 1_000_000)
+            assert await service.apply_retention(now_us=10**18) is None
+            assert (await service.store.head())[0] == 3
+
+    asyncio.run(run())
