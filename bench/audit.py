@@ -28,14 +28,8 @@ the least noisy figure), over all rounds and as the median of the rounds. Result
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import json
-import os
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -44,25 +38,9 @@ from typing import Any
 
 import httpx
 
-from bench import report
-from bench.core import (
-    MEDIA,
-    PG_ADMIN_URL,
-    Cell,
-    Round,
-    Server,
-    _clean_env,
-    choose_cores,
-    free_port,
-    postgres_database,
-    santinel_command,
-    santinel_launcher,
-    start_process,
-)
-from bench.loadgen import LoadSpec, run_load, wrk_path, wrk_version
+from bench import harness, report
 
 TARGET_OVERHEAD = 0.10  # issue 7: audited reads and searches cost at most 10 % more
-SCOPE = "system/*.cruds"
 ON, OFF = "audit on", "audit off"
 TARGETS = (ON, OFF)
 WORKLOADS = ("read", "search")
@@ -70,41 +48,27 @@ SATURATED = 0.85
 
 
 # -- the stores -----------------------------------------------------------------------------------
-def run_cli(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [*santinel_launcher(), *args], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"santinel {args[0]} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-def register_client(store: list[str], env: dict[str, str]) -> tuple[str, str]:
-    out = run_cli(
-        ["clients", "add", "--name", "bench-audit", "--scope", SCOPE, "--secret", "--json", *store],
-        env,
-    )
-    client = json.loads(out)
-    return client["client_id"], client["client_secret"]
-
-
 @contextlib.contextmanager
 def stores(backend: str, tmp: Path, patients: int, env: dict[str, str]) -> Any:
     """Two identical stores (flags for `on` and `off`) and the client registered in both."""
     base = tmp / "base"
     if backend == "sqlite":
         flags = ["--data-dir", str(base)]
-        run_cli(["demo", "--patients", str(patients), "--seed", "7", *flags], env)
-        client = register_client(flags, env)
+        harness.santinel_cli(["demo", "--patients", str(patients), "--seed", "7", *flags], env)
+        client = harness.register_client("bench-audit", flags, env)
         for name in ("on", "off"):
             copy_data_dir(base, tmp / name)
         yield ["--data-dir", str(tmp / "on")], ["--data-dir", str(tmp / "off")], client
         return
-    with postgres_database() as url:
+    with harness.postgres_database() as url:
+        template = url.rsplit("/", 1)[1]
         flags = ["--database-url", url, "--data-dir", str(base)]
-        run_cli(["demo", "--patients", str(patients), "--seed", "7", *flags], env)
-        client = register_client(flags, env)
-        with postgres_clone(url) as on_url, postgres_clone(url) as off_url:
+        harness.santinel_cli(["demo", "--patients", str(patients), "--seed", "7", *flags], env)
+        client = harness.register_client("bench-audit", flags, env)
+        with (
+            harness.postgres_database(template) as on_url,
+            harness.postgres_database(template) as off_url,
+        ):
             for name in ("on", "off"):
                 copy_data_dir(base, tmp / name)  # the audit key, the key-encryption key
             yield (
@@ -121,39 +85,8 @@ def copy_data_dir(source: Path, target: Path) -> None:
         shutil.copy2(sibling, target.with_name(target.name + sibling.name[len(source.name) :]))
 
 
-@contextlib.contextmanager
-def postgres_clone(url: str) -> Any:
-    import asyncpg
-
-    source = url.rsplit("/", 1)[1]
-    name = f"{source}_{os.urandom(3).hex()}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
-    try:
-        yield f"{url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def authorization(server: Server, client: tuple[str, str]) -> str:
-    response = httpx.post(
-        f"{server.url}/oauth/token",
-        auth=client,
-        data={"grant_type": "client_credentials", "scope": SCOPE},
-    )
-    response.raise_for_status()
-    return f"Bearer {response.json()['access_token']}"
-
-
-def patient_ids(server: Server) -> list[str]:
-    headers = {"Accept": MEDIA, "Authorization": server.authorization or ""}
+def patient_ids(server: harness.Server) -> list[str]:
+    headers = {"Accept": harness.MEDIA, "Authorization": server.authorization or ""}
     found = httpx.get(
         f"{server.url}/fhir/Patient",
         params={"_count": "1000", "_elements": "id"},
@@ -163,8 +96,8 @@ def patient_ids(server: Server) -> list[str]:
     return [entry["resource"]["id"] for entry in found.get("entry", [])]
 
 
-def newest_event(server: Server) -> str | None:
-    headers = {"Accept": MEDIA, "Authorization": server.authorization or ""}
+def newest_event(server: harness.Server) -> str | None:
+    headers = {"Accept": harness.MEDIA, "Authorization": server.authorization or ""}
     found = httpx.get(
         f"{server.url}/fhir/AuditEvent", params={"_count": "1"}, headers=headers
     ).json()
@@ -172,12 +105,14 @@ def newest_event(server: Server) -> str | None:
     return str(entries[0]["resource"]["id"]) if entries else None
 
 
-def check_servers(servers: dict[str, Server], paths: dict[str, list[str]]) -> dict[str, Any]:
+def check_servers(
+    servers: dict[str, harness.Server], paths: dict[str, list[str]]
+) -> dict[str, Any]:
     """Both answer the same reads and searches; `on` audits them and `off` does not."""
     facts: dict[str, Any] = {}
     before = {name: newest_event(server) for name, server in servers.items()}
     answers: dict[str, list[httpx.Response]] = {}
-    with httpx.Client(headers={"Accept": MEDIA}, timeout=30) as http:
+    with httpx.Client(headers={"Accept": harness.MEDIA}, timeout=30) as http:
         for name, server in servers.items():
             answers[name] = [
                 http.get(server.url + paths[w][0], headers={"Authorization": server.authorization})
@@ -202,105 +137,62 @@ def check_servers(servers: dict[str, Server], paths: dict[str, list[str]]) -> di
 
 # -- measuring ------------------------------------------------------------------------------------
 def measure(
-    servers: dict[str, Server],
+    servers: dict[str, harness.Server],
     paths: dict[str, list[str]],
     client: tuple[str, str],
-    *,
-    duration: int,
-    warmup: int,
-    rounds: int,
-    concurrency: int,
-    generator_cpu: int | None,
-    use_wrk: bool,
-    workdir: Path,
-    nice: int,
-) -> dict[tuple[str, str], Cell]:
-    cells = {(w, name): Cell(name, w) for w in WORKLOADS for name in TARGETS}
-    for index in range(rounds):
+    plan: harness.Plan,
+) -> dict[tuple[str, str], harness.Cell]:
+    cells = {(w, name): harness.Cell(name, w) for w in WORKLOADS for name in TARGETS}
+    for index in range(plan.rounds):
         for server in servers.values():
-            server.authorization = authorization(server, client)  # tokens live 5 minutes
-        order = list(TARGETS) if index % 2 == 0 else list(reversed(TARGETS))
+            server.authorization = harness.bearer(server, client)  # tokens live 5 minutes
         for workload in WORKLOADS:
-            for name in order:
-                server = servers[name]
-                spec = LoadSpec(
-                    server.url, "GET", paths[workload], None, duration, concurrency,
-                    generator_cpu, nice, server.authorization,
-                )  # fmt: skip
-                if index == 0 and warmup > 0:
-                    run_load(LoadSpec(**{**spec.__dict__, "duration_s": warmup}), workdir,
-                             use_wrk=use_wrk)  # fmt: skip
-                before = server.cpu_seconds()
-                result = run_load(spec, workdir, use_wrk=use_wrk)
-                cell = cells[(workload, name)]
-                cell.rounds.append(Round(result, server.cpu_seconds() - before))
-                cpu = cell.rounds[-1].server_cpu_s / max(result.requests, 1) * 1e6
-                report.console.print(
-                    f"  round {index + 1}/{rounds} {workload:<6} {name:<9} "
-                    f"{result.rps:>8,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                    f"p99 {result.p99_ms:6.2f} ms  CPU {cpu:6.0f} µs/req  errors {result.errors}"
-                )
+            for name in harness.alternate(TARGETS, index):
+                server, cell = servers[name], cells[(workload, name)]
+                spec = plan.spec(server, paths[workload], server.authorization)
+                result = plan.measure(index, cell, server, spec)
+                cpu = cell.rounds[-1].cpu_us_per_request
+                labels = f"{workload:<6} {name:<9}"
+                harness.progress(index, plan.rounds, labels, result, rps_width=8, cpu_us=cpu)
     return cells
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a and b else None
-
-
-def compare(on: Cell, off: Cell) -> dict[str, Any]:
-    throughput = _ratio(on.rps, off.rps)
-    cpu = _ratio(on.cpu_us_per_request, off.cpu_us_per_request)
-    pairs = list(zip(on.rounds, off.rounds, strict=True))
-    per_round = [b.load.rps / a.load.rps - 1 for a, b in pairs if a.load.rps]
-    per_round_cpu = [
-        (a.server_cpu_s / a.load.requests) / (b.server_cpu_s / b.load.requests) - 1
-        for a, b in pairs
-        if a.load.requests and b.load.requests and b.server_cpu_s
-    ]
+def compare(on: harness.Cell, off: harness.Cell) -> dict[str, Any]:
+    throughput = harness.ratio(on.rps, off.rps)
+    cpu = harness.ratio(on.cpu_us_per_request, off.cpu_us_per_request)
+    per_round, per_round_cpu = harness.paired_overheads(on, off)
     overhead = (1 / throughput - 1) if throughput else None
     cpu_overhead = (cpu - 1) if cpu else None
     return {
-        "overhead_throughput": round(overhead, 4) if overhead is not None else None,
+        "overhead_throughput": harness.rounded(overhead, 4),
         "overhead_throughput_per_round": [round(x, 4) for x in per_round],
-        "overhead_throughput_median_round": round(statistics.median(per_round), 4)
-        if per_round
-        else None,
-        "overhead_cpu": round(cpu_overhead, 4) if cpu_overhead is not None else None,
+        "overhead_throughput_median_round": harness.rounded_median(per_round),
+        "overhead_cpu": harness.rounded(cpu_overhead, 4),
         "overhead_cpu_per_round": [round(x, 4) for x in per_round_cpu],
-        "overhead_cpu_median_round": round(statistics.median(per_round_cpu), 4)
-        if per_round_cpu
-        else None,
+        "overhead_cpu_median_round": harness.rounded_median(per_round_cpu),
         "extra_cpu_us_per_request": round(on.cpu_us_per_request - off.cpu_us_per_request, 1)
         if on.cpu_us_per_request and off.cpu_us_per_request
         else None,
-        "p50_ratio": round(_ratio(on.p50_ms, off.p50_ms) or 0, 3),
-        "p99_ratio": round(_ratio(on.p99_ms, off.p99_ms) or 0, 3),
+        "p50_ratio": round(harness.ratio(on.p50_ms, off.p50_ms) or 0, 3),
+        "p99_ratio": round(harness.ratio(on.p99_ms, off.p99_ms) or 0, 3),
         "met": overhead is not None and overhead <= TARGET_OVERHEAD,
         "met_by_cpu": cpu_overhead is not None and cpu_overhead <= TARGET_OVERHEAD,
     }
 
 
-def summarize(backend: str, cells: dict[tuple[str, str], Cell], facts: dict[str, Any]) -> Any:
+def summarize(
+    backend: str, cells: dict[tuple[str, str], harness.Cell], facts: dict[str, Any]
+) -> Any:
     rows = []
     for (workload, name), cell in cells.items():
-        cpu = cell.cpu_us_per_request
         rows.append(
             {
                 "backend": backend,
                 "workload": workload,
                 "target": name,
-                "requests": cell.requests,
-                "rps": round(cell.rps, 1),
-                "p50_ms": round(cell.p50_ms, 3),
-                "p99_ms": round(cell.p99_ms, 3),
-                "errors": cell.errors,
-                "server_cpu_us_per_request": round(cpu, 1) if cpu else None,
-                "server_core_busy": round(cell.server_busy, 3),
-                "generator_core_busy": round(cell.generator_busy, 3),
-                "rounds": [
-                    {**r.load.as_dict(), "server_cpu_s": round(r.server_cpu_s, 2)}
-                    for r in cell.rounds
-                ],
+                **harness.load_figures(cell),
+                **harness.busy_figures(cell),
+                "rounds": harness.round_figures(cell),
             }
         )
     comparisons = {
@@ -320,18 +212,12 @@ COMPARISON_HEADERS = (
 )  # fmt: skip
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.1%}"
-
-
 def table_rows(data: dict[str, Any]) -> list[list[report.Cell]]:
     return [
-        [r["backend"], r["workload"], r["target"], r["rps"], r["p50_ms"], r["p99_ms"],
-         r["errors"], r["server_cpu_us_per_request"], f"{r['server_core_busy']:.0%}",
-         f"{r['generator_core_busy']:.0%}"]
+        [r["backend"], r["workload"], r["target"], *harness.load_columns(r)]
         for run in data["runs"]
         for r in run["results"]
-    ]  # fmt: skip
+    ]
 
 
 def comparison_rows(data: dict[str, Any]) -> list[list[report.Cell]]:
@@ -339,9 +225,9 @@ def comparison_rows(data: dict[str, Any]) -> list[list[report.Cell]]:
     for run in data["runs"]:
         for workload, c in run["comparison"].items():
             rows.append(
-                [run["backend"], workload, _pct(c["overhead_throughput"]),
-                 _pct(c["overhead_throughput_median_round"]), _pct(c["overhead_cpu"]),
-                 _pct(c["overhead_cpu_median_round"]), c["extra_cpu_us_per_request"],
+                [run["backend"], workload, harness.pct(c["overhead_throughput"]),
+                 harness.pct(c["overhead_throughput_median_round"]), harness.pct(c["overhead_cpu"]),
+                 harness.pct(c["overhead_cpu_median_round"]), c["extra_cpu_us_per_request"],
                  c["p50_ratio"], c["p99_ratio"], f"≤ {TARGET_OVERHEAD:.0%}"]
             )  # fmt: skip
     return rows
@@ -352,8 +238,8 @@ def verdict_text(data: dict[str, Any]) -> str:
     for run in data["runs"]:
         for workload, c in run["comparison"].items():
             parts.append(
-                f"{run['backend']} {workload}: {_pct(c['overhead_throughput'])} req/s "
-                f"({'met' if c['met'] else 'NOT met'}), {_pct(c['overhead_cpu'])} CPU "
+                f"{run['backend']} {workload}: {harness.pct(c['overhead_throughput'])} req/s "
+                f"({'met' if c['met'] else 'NOT met'}), {harness.pct(c['overhead_cpu'])} CPU "
                 f"({'met' if c['met_by_cpu'] else 'NOT met'})"
             )
     text = "Audit overhead (target ≤ 10 %): " + "; ".join(parts) + "."
@@ -377,9 +263,8 @@ def to_markdown(data: dict[str, Any]) -> str:
     lines = [
         "# Santinel audit trail overhead (read by id, search)",
         "",
-        f"{env['date']}, commit {env['commit']}, Python {env['python']}, {env['cpus']} CPUs, "
-        f"load average at start {env['load_average_at_start']}.",
-        f"Generator: {s['generator']}, {s['concurrency']} connections; {s['pinning']}.",
+        harness.machine_line(env),
+        harness.generator_line(s),
         f"{s['duration_s_per_round']} s per target, workload and round, {s['rounds']} "
         f"alternating rounds after {s['warmup_s']} s warm-up; `santinel demo --patients "
         f"{s['patients']}` copied into one store per server; {facts}.",
@@ -397,12 +282,9 @@ def to_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_backend(
-    backend: str, args: argparse.Namespace, cores: tuple[int | None, int | None]
-) -> dict[str, Any]:
-    server_cpu, generator_cpu = cores
-    env = _clean_env()
-    use_wrk = wrk_path() is not None and not args.python_generator
+def run_backend(backend: str, args: argparse.Namespace, load: harness.LoadSetup) -> dict[str, Any]:
+    server_cpu = load.server_cpu
+    env = harness.clean_env()
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="santinel-auditbench-")))
         started = time.perf_counter()
@@ -411,20 +293,15 @@ def run_backend(
             f"{backend}: {args.patients} demo patients loaded and copied in "
             f"{time.perf_counter() - started:.0f} s"
         )
-        on = start_process(
-            ON, santinel_command(free_port(), on_store), env, tmp / "on.log", server_cpu,
-            args.nice,
-        )  # fmt: skip
+        command = harness.santinel_command(harness.free_port(), on_store)
+        on = harness.start_process(ON, command, env, tmp / "on.log", server_cpu, args.nice)
         stack.callback(on.stop)
-        serve_args = santinel_command(free_port(), off_store)[len(santinel_launcher()) :]
-        off = start_process(
-            OFF, [sys.executable, "-m", "bench.noaudit_app", *serve_args], env, tmp / "off.log",
-            server_cpu, args.nice,
-        )  # fmt: skip
+        command = harness.bench_app_command("bench.noaudit_app", harness.free_port(), off_store)
+        off = harness.start_process(OFF, command, env, tmp / "off.log", server_cpu, args.nice)
         stack.callback(off.stop)
         servers = {ON: on, OFF: off}
         for server in servers.values():
-            server.authorization = authorization(server, client)
+            server.authorization = harness.bearer(server, client)
         ids = patient_ids(on)
         if not ids:
             raise RuntimeError("no patient loaded")
@@ -433,25 +310,20 @@ def run_backend(
             "search": [f"/fhir/Observation?subject=Patient/{i}&_count=20" for i in ids],
         }
         facts = check_servers(servers, paths)
-        cells = measure(
-            servers, paths, client,
-            duration=args.duration, warmup=args.warmup, rounds=args.rounds,
-            concurrency=args.concurrency, generator_cpu=generator_cpu, use_wrk=use_wrk,
-            workdir=tmp / "load", nice=args.nice,
+        plan = harness.Plan(
+            args.duration, args.warmup, args.rounds, args.concurrency, load.generator_cpu,
+            load.use_wrk, tmp / "load", args.nice,
         )  # fmt: skip
+        cells = measure(servers, paths, client, plan)
         return summarize(backend, cells, facts)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = harness.cli_parser(__doc__)
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
-    parser.add_argument("--duration", type=int, default=5, help="seconds per target and round")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds (first round)")
-    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds")
-    parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections")
-    parser.add_argument("--patients", type=int, default=200, help="demo patients loaded first")
+    harness.add_load_options(
+        parser, duration=5, rounds=6, patients=200, patients_help="demo patients loaded first"
+    )
     parser.add_argument("--python-generator", action="store_true", help="never use wrk")
     parser.add_argument("--nice", type=int, default=0, help="priority change for the processes")
     parser.add_argument("--output", default="audit", help="results name in bench/results")
@@ -459,18 +331,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.duration = min(max(args.duration, 1), 60)  # a round's two tokens must outlive it
     args.rounds = min(max(args.rounds, 1), 20)
     args.patients = min(max(args.patients, 1), 1000)
-    cores = choose_cores()
-    server_cpu, generator_cpu = cores
-    use_wrk = wrk_path() is not None and not args.python_generator
-    pinning = (
-        f"both servers pinned to core {server_cpu}, load generator to core {generator_cpu}"
-        if server_cpu is not None
-        else "no pinning (fewer than 2 usable cores)"
+    cores = harness.choose_cores()
+    pinning = harness.pinning_text(cores, "both servers", "no pinning (fewer than 2 usable cores)")
+    load = harness.prepare_load(
+        python_generator=args.python_generator, pinning=pinning, cores=cores
     )
-    if generator_cpu is not None:
-        os.sched_setaffinity(0, {generator_cpu})
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    runs = [run_backend(backend, args, cores) for backend in backends]
+    runs = [run_backend(backend, args, load) for backend in backends]
     data = {
         "benchmark": "audit",
         "environment": report.environment(),
@@ -480,15 +347,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "warmup_s": args.warmup,
             "concurrency": args.concurrency,
             "patients": args.patients,
-            "generator": wrk_version() if use_wrk else "python (httpx, uvloop)",
+            "generator": load.generator,
             "pinning": pinning,
         },
         "runs": runs,
     }
-    report.print_table("Audit on vs off", HEADERS, table_rows(data))
-    report.print_table("Audit overhead", COMPARISON_HEADERS, comparison_rows(data))
-    report.console.print(verdict_text(data))
-    report.write_results(args.output, data, to_markdown(data))
+    tables = [
+        ("Audit on vs off", HEADERS, table_rows(data)),
+        ("Audit overhead", COMPARISON_HEADERS, comparison_rows(data)),
+    ]
+    report.publish(args.output, data, to_markdown(data), tables, verdict_text(data))
     return data
 
 

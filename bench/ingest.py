@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from bench.core import postgres_database
+from bench.harness import postgres_database
 from bench.report import environment, markdown_table, print_table, write_results
 from santinel.demo.generator import generate
 from santinel.services.container import Container

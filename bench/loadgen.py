@@ -101,7 +101,7 @@ def pin_to(cpu: int | None, nice: int = 0) -> Callable[[], None] | None:
     return setup
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -134,7 +134,7 @@ def run_load(spec: LoadSpec, workdir: Path, *, use_wrk: bool) -> LoadResult:
             command += ["--authorization", spec.authorization]
         if spec.close:
             command += ["--close"]
-    before = _children_cpu()
+    before = children_cpu()
     done = subprocess.run(
         command,
         capture_output=True,
@@ -144,7 +144,7 @@ def run_load(spec: LoadSpec, workdir: Path, *, use_wrk: bool) -> LoadResult:
         preexec_fn=pin_to(spec.cpu, spec.nice),
         cwd=Path(__file__).resolve().parent.parent,
     )
-    cpu = _children_cpu() - before
+    cpu = children_cpu() - before
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"load generator failed ({done.returncode}): {done.stderr[-2000:]}")

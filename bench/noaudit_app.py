@@ -19,15 +19,13 @@ is `santinel serve` with the same options, with `santinel.web.app.create_app` sw
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from starlette.applications import Starlette
 
+from bench.swapped_app import app_with, serve
 from santinel.services.container import Container
 from santinel.settings import Settings
-from santinel.web.app import create_app as create_santinel_app
 
 
 async def _nothing(*_args: object, **_kwargs: object) -> None:
@@ -36,39 +34,20 @@ async def _nothing(*_args: object, **_kwargs: object) -> None:
 
 def noaudit_app(settings: Settings) -> Starlette:
     """Santinel's own app, its container's audit trail disconnected at startup."""
-    container = Container.__new__(Container)  # filled at startup, on the server's loop
-    app = create_santinel_app(settings, container)
-    inner_lifespan = app.router.lifespan_context
+    return app_with(settings, _open_unaudited)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(starlette: Starlette) -> AsyncIterator[None]:
-        opened = await Container.open(settings)
-        opened.repository.before_commit = None
-        opened.audit.request_done = _nothing  # type: ignore[method-assign]
-        opened.audit.record = _nothing  # type: ignore[method-assign]
-        vars(container).update(vars(opened))
-        try:
-            async with inner_lifespan(starlette):
-                yield
-        finally:
-            await opened.close()
 
-    app.router.lifespan_context = lifespan
-    return app
+async def _open_unaudited(settings: Settings) -> Container:
+    opened = await Container.open(settings)
+    opened.repository.before_commit = None
+    opened.audit.request_done = _nothing  # type: ignore[method-assign]
+    opened.audit.record = _nothing  # type: ignore[method-assign]
+    return opened
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """`santinel ARGS` (e.g. `serve --port 8099 --data-dir DIR`) serving `noaudit_app`."""
-    import santinel.web.app as web_app
-    from santinel.cli.main import app as cli
-
-    def swapped(settings: Settings, container: Container | None = None) -> Starlette:
-        if container is not None:
-            raise RuntimeError("the no-audit app opens its own container")
-        return noaudit_app(settings)
-
-    web_app.create_app = swapped  # `serve` imports it when it runs, i.e. after this line
-    cli(args=list(argv if argv is not None else sys.argv[1:]), prog_name="santinel")
+    serve(noaudit_app, "no-audit", argv)
 
 
 if __name__ == "__main__":

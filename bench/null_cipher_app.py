@@ -14,19 +14,17 @@ Its data directory must be its own: it reads every body as plaintext.
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
 
+from bench.swapped_app import app_with, serve
 from santinel.crypto.blind_index import BlindIndex
 from santinel.services.container import Container
 from santinel.settings import Settings
 from santinel.storage.sql.repository import SqlRepository
 from santinel.storage.sql.sealing import BodyRef, Sealer, TxSealer
-from santinel.web.app import create_app as create_santinel_app
 
 
 class NullTxSealer:
@@ -62,36 +60,16 @@ async def null_sealer(settings: Settings, repository: SqlRepository) -> Sealer:
 
 def null_cipher_app(settings: Settings) -> Starlette:
     """Santinel's own app, its container opened with the null sealer at startup."""
-    container = Container.__new__(Container)
-    app = create_santinel_app(settings, container)
-    inner_lifespan = app.router.lifespan_context
+    return app_with(settings, _open_with_null_sealer)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(starlette: Starlette) -> AsyncIterator[None]:
-        opened = await Container.open(settings, sealer=null_sealer)
-        vars(container).update(vars(opened))
-        try:
-            async with inner_lifespan(starlette):
-                yield
-        finally:
-            await opened.close()
 
-    app.router.lifespan_context = lifespan
-    return app
+async def _open_with_null_sealer(settings: Settings) -> Container:
+    return await Container.open(settings, sealer=null_sealer)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """`santinel ARGS` (e.g. `serve --port 8099 --data-dir DIR`) serving `null_cipher_app`."""
-    import santinel.web.app as web_app
-    from santinel.cli.main import app as cli
-
-    def swapped(settings: Settings, container: Container | None = None) -> Starlette:
-        if container is not None:
-            raise RuntimeError("the null-cipher app opens its own container")
-        return null_cipher_app(settings)
-
-    web_app.create_app = swapped  # `serve` imports it when it runs, i.e. after this line
-    cli(args=list(argv if argv is not None else sys.argv[1:]), prog_name="santinel")
+    serve(null_cipher_app, "null-cipher", argv)
 
 
 if __name__ == "__main__":

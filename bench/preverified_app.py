@@ -21,15 +21,14 @@ uses it so that the two servers differ in nothing but the authenticator.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 
+from bench.swapped_app import app_with, serve
 from santinel.auth.principal import Principal
 from santinel.crypto.jwt import KeyRing
 from santinel.logging import configure
@@ -37,7 +36,6 @@ from santinel.services.authn import Authenticator, to_principal
 from santinel.services.container import Container
 from santinel.settings import Settings
 from santinel.storage.sql.auth_store import SqlAuthStore
-from santinel.web.app import create_app as create_santinel_app
 
 TOKEN_ENV = "BENCH_PREVERIFIED_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 
@@ -73,26 +71,13 @@ def principal_from_env() -> Principal:
 
 def preverified_app(settings: Settings, fixed: Principal) -> Starlette:
     """Santinel's own app, its container's authenticator replaced at startup."""
-    # Filled in at startup, on the server's event loop, with a real opened container (the
-    # database pools belong to that loop); the app reads it through its own closure exactly as
-    # it reads a container it opens itself.
-    container = Container.__new__(Container)
-    app = create_santinel_app(settings, container)
-    inner_lifespan = app.router.lifespan_context
 
-    @contextlib.asynccontextmanager
-    async def lifespan(starlette: Starlette) -> AsyncIterator[None]:
+    async def open_preverified(settings: Settings) -> Container:
         opened = await Container.open(settings)
-        vars(container).update(vars(opened))
-        container.authenticator = PreverifiedAuthenticator(opened.keyring, opened.auth_store, fixed)
-        try:
-            async with inner_lifespan(starlette):
-                yield
-        finally:
-            await opened.close()
+        opened.authenticator = PreverifiedAuthenticator(opened.keyring, opened.auth_store, fixed)
+        return opened
 
-    app.router.lifespan_context = lifespan
-    return app
+    return app_with(settings, open_preverified)
 
 
 def create_app() -> Starlette:
@@ -104,18 +89,8 @@ def create_app() -> Starlette:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """`santinel ARGS` (e.g. `serve --port 8099 --data-dir DIR`) serving `preverified_app`."""
-    import santinel.web.app as web_app
-    from santinel.cli.main import app as cli
-
     fixed = principal_from_env()
-
-    def swapped(settings: Settings, container: Container | None = None) -> Starlette:
-        if container is not None:
-            raise RuntimeError("the pre-verified app opens its own container")
-        return preverified_app(settings, fixed)
-
-    web_app.create_app = swapped  # `serve` imports it when it runs, i.e. after this line
-    cli(args=list(argv if argv is not None else sys.argv[1:]), prog_name="santinel")
+    serve(lambda settings: preverified_app(settings, fixed), "pre-verified", argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import subprocess
 import tempfile
 import uuid
@@ -31,23 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
-from bench import report
-from bench.core import (
-    Cell,
-    Round,
-    Server,
-    _clean_env,
-    choose_cores,
-    free_port,
-    load_patients,
-    santinel_command,
-    santinel_launcher,
-    start_process,
-)
-from bench.loadgen import LoadSpec, run_load, wrk_path, wrk_version
+from bench import harness, report
+from bench.loadgen import wrk_path, wrk_version
 from bench.patients import patients
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -58,34 +44,24 @@ NEVER_REFUSED = "1000000000/second"
 def plain_http() -> list[str]:
     """`--http` where `santinel serve` defaults to HTTPS (the benchmark stays on loopback)."""
     shown = subprocess.run(
-        [*santinel_launcher(), "serve", "--help"], capture_output=True, text=True, check=True
+        [*harness.santinel_launcher(), "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return ["--http"] if "--http" in shown.stdout else []
 
 
 def register(store: list[str], env: dict[str, str]) -> tuple[str, str]:
-    added = subprocess.run(
-        [*santinel_launcher(), "clients", "add", "--name", "bench-ratelimit", "--scope",
-         "system/*.cruds", "--secret", "--rate-limit", NEVER_REFUSED, "--json", *store],
-        capture_output=True, text=True, check=True, env=env,
-    )  # fmt: skip
-    client = json.loads(added.stdout)
-    return client["client_id"], client["client_secret"]
+    """A client whose own limit never refuses: limited targets do all the work of limiting."""
+    return harness.register_client("bench-ratelimit", store, env, "--rate-limit", NEVER_REFUSED)
 
 
-def authorization(server: Server, credentials: tuple[str, str]) -> str:
-    response = httpx.post(
-        f"{server.url}/oauth/token",
-        auth=credentials,
-        data={"grant_type": "client_credentials", "scope": "system/*.cruds"},
-    )
-    response.raise_for_status()
-    return f"Bearer {response.json()['access_token']}"
-
-
-def start(name: str, store: list[str], env: dict[str, str], log: Path, cpu: int | None) -> Server:
-    command = [*santinel_command(free_port(), store), *plain_http()]
-    return start_process(name, command, env, log, cpu)
+def start(
+    name: str, store: list[str], env: dict[str, str], log: Path, cpu: int | None
+) -> harness.Server:
+    command = [*harness.santinel_command(harness.free_port(), store), *plain_http()]
+    return harness.start_process(name, command, env, log, cpu)
 
 
 def target_env(name: str, base: dict[str, str], prefix: str) -> tuple[dict[str, str], list[str]]:
@@ -97,43 +73,23 @@ def target_env(name: str, base: dict[str, str], prefix: str) -> tuple[dict[str, 
 
 
 def measure(
-    servers: dict[str, Server],
+    servers: dict[str, harness.Server],
     paths: list[str],
     credentials: tuple[str, str],
-    args: argparse.Namespace,
-    generator_cpu: int | None,
-    workdir: Path,
-) -> dict[str, Cell]:
-    cells = {name: Cell(name, "read") for name in servers}
-    use_wrk = wrk_path() is not None
-    for index in range(args.rounds):
-        order = list(TARGETS) if index % 2 == 0 else list(reversed(TARGETS))
-        for name in order:
-            server = servers[name]
-            bearer = authorization(server, credentials)  # each server's own audience
-            spec = LoadSpec(
-                server.url, "GET", paths, None, args.duration, args.concurrency, generator_cpu,
-                0, bearer,
-            )  # fmt: skip
-            if index == 0 and args.warmup > 0:
-                run_load(
-                    LoadSpec(**{**spec.__dict__, "duration_s": args.warmup}),
-                    workdir,
-                    use_wrk=use_wrk,
-                )
-            before = server.cpu_seconds()
-            result = run_load(spec, workdir, use_wrk=use_wrk)
-            cells[name].rounds.append(Round(result, server.cpu_seconds() - before))
-            cpu = cells[name].rounds[-1].server_cpu_s / max(result.requests, 1) * 1e6
-            report.console.print(
-                f"  round {index + 1}/{args.rounds} {name:<7} {result.rps:>9,.0f} req/s  "
-                f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                f"CPU {cpu:6.0f} µs/req  errors {result.errors}"
-            )
+    plan: harness.Plan,
+) -> dict[str, harness.Cell]:
+    cells = {name: harness.Cell(name, "read") for name in servers}
+    for index in range(plan.rounds):
+        for name in harness.alternate(TARGETS, index):
+            server, cell = servers[name], cells[name]
+            token = harness.bearer(server, credentials)  # each server's own audience
+            result = plan.measure(index, cell, server, plan.spec(server, paths, token))
+            cpu = cell.rounds[-1].cpu_us_per_request
+            harness.progress(index, plan.rounds, f"{name:<7}", result, cpu_us=cpu)
     return cells
 
 
-def summarize(cells: dict[str, Cell], settings: dict[str, Any]) -> dict[str, Any]:
+def summarize(cells: dict[str, harness.Cell], settings: dict[str, Any]) -> dict[str, Any]:
     off = cells["off"]
     rows = []
     for name in TARGETS:
@@ -142,28 +98,15 @@ def summarize(cells: dict[str, Cell], settings: dict[str, Any]) -> dict[str, Any
         rows.append(
             {
                 "target": name,
-                "requests": cell.requests,
-                "rps": round(cell.rps, 1),
-                "p50_ms": round(cell.p50_ms, 3),
-                "p99_ms": round(cell.p99_ms, 3),
-                "errors": cell.errors,
-                "server_cpu_us_per_request": round(cpu, 1) if cpu else None,
+                **harness.load_figures(cell),
                 "rps_vs_off": round(cell.rps / off.rps, 3) if off.rps else None,
                 "extra_cpu_us_per_request": round(cpu - base_cpu, 1) if cpu and base_cpu else None,
                 "cpu_vs_off": round(cpu / base_cpu, 3) if cpu and base_cpu else None,
                 "p50_vs_off": round(cell.p50_ms / off.p50_ms, 3) if off.p50_ms else None,
-                "rounds": [
-                    {**r.load.as_dict(), "server_cpu_s": round(r.server_cpu_s, 2)}
-                    for r in cell.rounds
-                ],
+                "rounds": harness.round_figures(cell),
             }
         )
-    return {
-        "benchmark": "ratelimit",
-        "environment": report.environment(),
-        "settings": settings,
-        "results": rows,
-    }
+    return report.result_data("ratelimit", settings, rows)
 
 
 HEADERS = (
@@ -214,28 +157,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    server_cpu, generator_cpu = choose_cores()
+    server_cpu, generator_cpu = harness.choose_cores()
     prefix = f"santinel-bench-{uuid.uuid4().hex[:10]}:"
-    base_env = _clean_env()
+    base_env = harness.clean_env()
     with tempfile.TemporaryDirectory(prefix="santinel-bench-ratelimit-") as tmp:
         workdir = Path(tmp)
         store = ["--data-dir", str(workdir / "data")]
         credentials = register(store, base_env)
         loader = start("loader", store, base_env, workdir / "loader.log", server_cpu)
         try:
-            loader.authorization = authorization(loader, credentials)
-            ids = load_patients(loader, [orjson.dumps(p) for p in patients(args.patients, seed=6)])
+            loader.authorization = harness.bearer(loader, credentials)
+            ids = harness.load_patients(
+                loader, [orjson.dumps(p) for p in patients(args.patients, seed=6)]
+            )
         finally:
             loader.stop()
         paths = [f"/fhir/Patient/{i}" for i in ids]
-        servers: dict[str, Server] = {}
+        servers: dict[str, harness.Server] = {}
         try:
             for name in TARGETS:
                 env, extra = target_env(name, base_env, prefix)
                 servers[name] = start(
                     name, [*store, *extra], env, workdir / f"{name}.log", server_cpu
                 )
-            cells = measure(servers, paths, credentials, args, generator_cpu, workdir)
+            plan = harness.Plan(
+                args.duration, args.warmup, args.rounds, args.concurrency, generator_cpu,
+                wrk_path() is not None, workdir,
+            )  # fmt: skip
+            cells = measure(servers, paths, credentials, plan)
         finally:
             for server in servers.values():
                 server.stop()
@@ -250,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "generator_core": generator_cpu,
     }
     data = summarize(cells, settings)
-    report.print_table("Rate limiting: cost per read", HEADERS, table_rows(data))
-    report.write_results("ratelimit", data, markdown(data))
+    tables = [("Rate limiting: cost per read", HEADERS, table_rows(data))]
+    report.publish("ratelimit", data, markdown(data), tables)
 
 
 def _clean_redis(prefix: str) -> None:

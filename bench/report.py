@@ -80,6 +80,35 @@ def environment() -> dict[str, Any]:
     }
 
 
+def result_data(
+    benchmark: str, settings: dict[str, Any], results: list[dict[str, Any]], **more: Any
+) -> dict[str, Any]:
+    """What every results file starts with (the figures depend on the machine and its load at
+    the time), then what is particular to the benchmark."""
+    return {
+        "benchmark": benchmark,
+        "environment": environment(),
+        "settings": settings,
+        "results": results,
+        **more,
+    }
+
+
+def publish(
+    name: str,
+    data: dict[str, Any],
+    markdown: str,
+    tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Cell]]]],
+    verdict: str | None = None,
+) -> None:
+    """Print each (title, headers, rows) table and the verdict, then write the results."""
+    for title, headers, rows in tables:
+        print_table(title, headers, rows)
+    if verdict:
+        console.print(verdict)
+    write_results(name, data, markdown)
+
+
 def write_results(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path, md_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"

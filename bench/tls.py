@@ -20,38 +20,23 @@ Workloads (alternating rounds, so that noise hits both targets alike):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 import re
-import resource
 import shutil
 import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
-from bench import report
-from bench.core import (
-    START_TIMEOUT_S,
-    Cell,
-    Round,
-    Server,
-    _clean_env,
-    choose_cores,
-    free_port,
-    load_patients,
-    santinel_command,
-    santinel_launcher,
-)
-from bench.loadgen import LoadResult, LoadSpec, pin_to, run_load, wrk_path, wrk_version
+from bench import harness, report
+from bench.loadgen import LoadResult, children_cpu, pin_to, wrk_path, wrk_version
 from bench.patients import patients
 
 HTTP, HTTPS = "http", "https"
@@ -63,25 +48,9 @@ S_TIME_COUNT = re.compile(r"(\d+) connections in [\d.]+ real seconds")
 # -- servers ------------------------------------------------------------------------------------
 def launch(
     name: str, https: bool, store: list[str], env: dict[str, str], log: Path, cpu: int | None
-) -> Server:
-    port = free_port()
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            santinel_command(port, store, https=https),
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=sink,
-            env=env,
-            preexec_fn=pin_to(cpu),
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-    server = Server(name, process, f"{'https' if https else 'http'}://127.0.0.1:{port}", log)
-    try:
-        wait_ready(server, trust(store) if https else None)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+) -> harness.Server:
+    command = harness.santinel_command(harness.free_port(), store, https=https)
+    return harness.start_process(name, command, env, log, cpu, ca=trust(store) if https else None)
 
 
 def trust(store: list[str]) -> Path:
@@ -89,46 +58,16 @@ def trust(store: list[str]) -> Path:
     return Path(store[store.index("--data-dir") + 1]) / "tls" / "ca.pem"
 
 
-def verify(ca: Path | None) -> ssl.SSLContext | bool:
-    return ssl.create_default_context(cafile=str(ca)) if ca is not None else True
-
-
-def wait_ready(server: Server, ca: Path | None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            tail = server.log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{server.name} exited at start:\n{tail}")
-        if ca is None or ca.exists():
-            with contextlib.suppress(httpx.HTTPError):
-                answer = httpx.get(f"{server.url}/readyz", verify=verify(ca), timeout=2.0)
-                if answer.status_code == 200:
-                    return
-        time.sleep(0.1)
-    raise RuntimeError(f"{server.name} was not ready after {START_TIMEOUT_S:.0f} s")
-
-
-def authorize(server: Server, store: list[str], env: dict[str, str], ca: Path | None) -> str:
+def authorize(
+    server: harness.Server, store: list[str], env: dict[str, str], ca: Path | None
+) -> str:
     """A full-access token for `server` (its own audience: scheme and port differ)."""
-    registered = subprocess.run(
-        [*santinel_launcher(), "clients", "add", "--name", "bench-tls", "--scope",
-         "system/*.cruds", "--secret", "--json", *store],
-        capture_output=True, text=True, check=True, env=env,
-    )  # fmt: skip
-    client = json.loads(registered.stdout)
-    answer = httpx.post(
-        f"{server.url}/oauth/token",
-        auth=(client["client_id"], client["client_secret"]),
-        data={"grant_type": "client_credentials", "scope": "system/*.cruds"},
-        verify=verify(ca),
-    )
-    answer.raise_for_status()
-    return f"Bearer {answer.json()['access_token']}"
+    return harness.bearer(server, harness.register_client("bench-tls", store, env), ca)
 
 
 # -- full handshakes (openssl s_time) -----------------------------------------------------------
 def full_handshakes(
-    server: Server, flag: str, seconds: int, clients: int, cpu: int | None
+    server: harness.Server, flag: str, seconds: int, clients: int, cpu: int | None
 ) -> LoadResult:
     """K parallel `openssl s_time -new` clients: every connection a full handshake."""
     port = server.url.rsplit(":", 1)[1]
@@ -136,7 +75,7 @@ def full_handshakes(
         "openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(seconds),
         "-www", "/healthz", flag,
     ]  # fmt: skip
-    before = _children_cpu()
+    before = children_cpu()
     started = time.perf_counter()
     runs = [
         subprocess.Popen(
@@ -154,12 +93,7 @@ def full_handshakes(
     if any(c is None for c in counts):
         raise RuntimeError(f"openssl s_time failed: {outputs}")
     total = sum(int(c.group(1)) for c in counts if c is not None)
-    return LoadResult(total, 0, elapsed, 0.0, 0.0, 0.0, 0.0, _children_cpu() - before)
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    return LoadResult(total, 0, elapsed, 0.0, 0.0, 0.0, 0.0, children_cpu() - before)
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -168,15 +102,15 @@ def run(
 ) -> dict[str, Any]:
     if wrk_path() is None or shutil.which("openssl") is None:
         raise SystemExit("bench.tls needs wrk and openssl (apt-get install -y wrk openssl)")
-    server_cpu, generator_cpu = choose_cores()
+    server_cpu, generator_cpu = harness.choose_cores()
     if generator_cpu is not None:
         os.sched_setaffinity(0, {generator_cpu})
-    env = _clean_env()
+    env = harness.clean_env()
     per_round = max(1, round(duration / rounds))
     with tempfile.TemporaryDirectory(prefix="santinel-bench-tls-") as folder:
         tmp = Path(folder)
         store = ["--data-dir", str(tmp / "data")]
-        servers: dict[str, Server] = {}
+        servers: dict[str, harness.Server] = {}
         with contextlib.ExitStack() as stack:
             for name, https in ((HTTP, False), (HTTPS, True)):  # one after the other: one schema
                 server = launch(name, https, store, env, tmp / f"{name}.log", server_cpu)
@@ -185,17 +119,21 @@ def run(
                 server.authorization = authorize(server, store, env, ca)
                 servers[name] = server
             bodies = [orjson.dumps(p) for p in patients(patient_count, seed=42)]
-            ids = load_patients(servers[HTTP], bodies)
+            ids = harness.load_patients(servers[HTTP], bodies)
             paths = [f"/fhir/Patient/{i}" for i in ids]
-            cells = measure(servers, paths, per_round, rounds, concurrency, generator_cpu, tmp)
+            # warm-up: the token cache, SQLite pages, TLS session tickets
+            plan = harness.Plan(
+                per_round, 1, rounds, concurrency, generator_cpu, True, tmp / "load"
+            )
+            cells = measure(servers, paths, plan)
             for name, flag in FULL.items():
+                server = servers[HTTPS]
+                cell = cells.setdefault((HTTPS, name), harness.Cell(HTTPS, name))
+                handshakes = partial(
+                    full_handshakes, server, flag, per_round, s_time_clients, generator_cpu
+                )
                 for index in range(rounds):
-                    server = servers[HTTPS]
-                    before = server.cpu_seconds()
-                    result = full_handshakes(server, flag, per_round, s_time_clients, generator_cpu)
-                    cell = cells.setdefault((HTTPS, name), Cell(HTTPS, name))
-                    cell.rounds.append(Round(result, server.cpu_seconds() - before))
-                    _progress(index, rounds, name, HTTPS, result)
+                    _progress(index, rounds, name, HTTPS, harness.record(cell, server, handshakes))
     settings = {
         "duration_s_per_workload": duration,
         "rounds": rounds,
@@ -212,84 +150,52 @@ def run(
 
 
 def measure(
-    servers: dict[str, Server],
+    servers: dict[str, harness.Server],
     paths: list[str],
-    seconds: int,
-    rounds: int,
-    concurrency: int,
-    cpu: int | None,
-    tmp: Path,
-) -> dict[tuple[str, str], Cell]:
-    cells: dict[tuple[str, str], Cell] = {}
-    names = list(servers)
-    for index in range(rounds):
+    plan: harness.Plan,
+) -> dict[tuple[str, str], harness.Cell]:
+    cells: dict[tuple[str, str], harness.Cell] = {}
+    for index in range(plan.rounds):
         for workload in (READ, CONNECT):
-            for target in names[index % 2 :] + names[: index % 2]:
+            for target in harness.rotate(list(servers), index):
                 server = servers[target]
-                spec = LoadSpec(
-                    server.url,
-                    "GET",
-                    paths if workload == READ else ["/healthz"],
-                    None,
-                    seconds,
-                    concurrency,
-                    cpu,
-                    0,
-                    server.authorization if workload == READ else None,
-                    close=workload == CONNECT,
-                )
-                if index == 0:  # warm-up: the token cache, SQLite pages, TLS session tickets
-                    run_load(LoadSpec(**{**spec.__dict__, "duration_s": 1}), tmp, use_wrk=True)
-                before = server.cpu_seconds()
-                result = run_load(spec, tmp / "load", use_wrk=True)
-                cell = cells.setdefault((target, workload), Cell(target, workload))
-                cell.rounds.append(Round(result, server.cpu_seconds() - before))
-                _progress(index, rounds, workload, target, result)
+                if workload == READ:
+                    spec = plan.spec(server, paths, server.authorization)
+                else:
+                    spec = plan.spec(server, ["/healthz"], None, close=True)
+                cell = cells.setdefault((target, workload), harness.Cell(target, workload))
+                result = plan.measure(index, cell, server, spec)
+                _progress(index, plan.rounds, workload, target, result)
     return cells
 
 
 def _progress(index: int, rounds: int, workload: str, target: str, result: LoadResult) -> None:
-    report.console.print(
-        f"  round {index + 1}/{rounds} {workload:<17} {target:<6} {result.rps:>9,.0f} req/s  "
-        f"p50 {result.p50_ms:6.2f} ms  errors {result.errors}"
-    )
+    harness.progress(index, rounds, f"{workload:<17} {target:<6}", result, p99=False)
 
 
-def summarize(cells: dict[tuple[str, str], Cell], settings: dict[str, Any]) -> dict[str, Any]:
+def summarize(
+    cells: dict[tuple[str, str], harness.Cell], settings: dict[str, Any]
+) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for (target, workload), cell in cells.items():
         reference = cells[(HTTP, READ if workload == READ else CONNECT)]
         cpu, ref_cpu = cell.cpu_us_per_request, reference.cpu_us_per_request
-        timed = workload not in FULL
-        rows.append(
-            {
-                "workload": workload,
-                "target": target,
-                "requests": cell.requests,
-                "rps": round(cell.rps, 1),
-                "p50_ms": round(cell.p50_ms, 3) if timed else None,
-                "p99_ms": round(cell.p99_ms, 3) if timed else None,
-                "errors": cell.errors,
-                "server_cpu_us_per_request": round(cpu, 1) if cpu else None,
-                "server_core_busy": round(cell.server_busy, 3),
-                "generator_core_busy": round(cell.generator_busy, 3),
-                "throughput_ratio": round(cell.rps / reference.rps, 3) if reference.rps else None,
-                "tls_cpu_us": round(cpu - ref_cpu, 1) if cpu and ref_cpu else None,
-                "cpu_ratio": round(ref_cpu / cpu, 3) if cpu and ref_cpu else None,
-                "rounds": [
-                    {**r.load.as_dict(), "server_cpu_s": round(r.server_cpu_s, 3)}
-                    for r in cell.rounds
-                ],
-            }
-        )
+        row = {
+            "workload": workload,
+            "target": target,
+            **harness.load_figures(cell),
+            **harness.busy_figures(cell),
+            "throughput_ratio": round(cell.rps / reference.rps, 3) if reference.rps else None,
+            "tls_cpu_us": round(cpu - ref_cpu, 1) if cpu and ref_cpu else None,
+            "cpu_ratio": round(ref_cpu / cpu, 3) if cpu and ref_cpu else None,
+            "rounds": harness.round_figures(cell, digits=3),
+        }
+        if workload in FULL:  # s_time gives no latencies: none rather than zeros
+            row["p50_ms"] = row["p99_ms"] = None
+        rows.append(row)
     order = [READ, CONNECT, *FULL]
     rows.sort(key=lambda r: (order.index(r["workload"]), r["target"]))
-    return {
-        "benchmark": "tls",
-        "environment": report.environment(),
-        "settings": settings,
-        "results": rows,
-    }
+    return report.result_data("tls", settings, rows)
 
 
 HEADERS = (
@@ -300,9 +206,8 @@ HEADERS = (
 
 def table_row(r: dict[str, Any]) -> list[report.Cell]:
     return [
-        r["workload"], r["target"], r["rps"], r["p50_ms"], r["p99_ms"], r["errors"],
-        r["server_cpu_us_per_request"], f"{r['server_core_busy']:.0%}",
-        f"{r['generator_core_busy']:.0%}", r["throughput_ratio"], r["tls_cpu_us"], r["cpu_ratio"],
+        r["workload"], r["target"], *harness.load_columns(r),
+        r["throughput_ratio"], r["tls_cpu_us"], r["cpu_ratio"],
     ]  # fmt: skip
 
 
@@ -316,8 +221,7 @@ def to_markdown(data: dict[str, Any]) -> str:
         [
             "# Santinel TLS benchmark",
             "",
-            f"{env['date']}, commit {env['commit']}, Python {env['python']}, {env['cpus']} CPUs, "
-            f"load average at start {env['load_average_at_start']}; {s['openssl']}.",
+            harness.machine_line(env, f"; {s['openssl']}"),
             f"Generators: {s['generator']}; {s['concurrency']} wrk connections, "
             f"{s['s_time_clients']} s_time clients; {s['pinning']}. {s['duration_s_per_workload']}"
             f" s per workload and target in {s['rounds']} alternating rounds; "
@@ -334,9 +238,7 @@ def to_markdown(data: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = harness.cli_parser(__doc__)
     parser.add_argument("--duration", type=int, default=6, help="seconds per workload/target")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     parser.add_argument("--concurrency", type=int, default=16, help="wrk connections")
@@ -344,14 +246,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--patients", type=int, default=200, help="patients loaded first")
     args = parser.parse_args(argv)
     data = run(
-        duration=min(max(args.duration, 1), 600),
-        rounds=min(max(args.rounds, 1), 10),
-        concurrency=min(max(args.concurrency, 1), 1024),
-        patient_count=min(max(args.patients, 1), 100_000),
-        s_time_clients=min(max(args.s_time_clients, 1), 64),
+        duration=harness.clamp(args.duration, 1, 600),
+        rounds=harness.clamp(args.rounds, 1, 10),
+        concurrency=harness.clamp(args.concurrency, 1, 1024),
+        patient_count=harness.clamp(args.patients, 1, 100_000),
+        s_time_clients=harness.clamp(args.s_time_clients, 1, 64),
     )
-    report.print_table("Santinel over HTTPS vs plain HTTP", HEADERS, table_rows(data))
-    report.write_results("tls", data, to_markdown(data))
+    tables = [("Santinel over HTTPS vs plain HTTP", HEADERS, table_rows(data))]
+    report.publish("tls", data, to_markdown(data), tables)
     return data
 
 
