@@ -118,6 +118,7 @@ async def load_demo_if_empty(settings: Settings) -> int:
                 DEMO_SEED,
                 lambda: progress.advance(task),
             )
+        await container.repository.refresh_statistics()
     finally:
         await container.close()
     console.print(f"Loaded {settings.demo_patients} synthetic demo patients.")
@@ -157,6 +158,7 @@ async def _demo_into_database(
             writes = await write_demo(
                 container.repository, patients, seed, lambda: progress.advance(task), types
             )
+        await container.repository.refresh_statistics()
     finally:
         await container.close()
     return types, writes
@@ -207,6 +209,7 @@ async def _load_files(settings: Settings, files: list[Path]) -> Counter[str]:
                     counts["rejected"] += 1
                     rejected = Text.assemble(("rejected ", "bold red"), exc.location)
                     console.print(rejected.append(f"\n  {exc.reason}"), soft_wrap=True)
+        await container.repository.refresh_statistics()
     finally:
         await container.close()
     return counts
