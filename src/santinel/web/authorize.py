@@ -148,7 +148,8 @@ async def _respond(request: Request, container: Container, step: Step) -> Respon
         response.delete_cookie(COOKIE, path="/oauth")
         return response
     pending = step.pending
-    assert pending is not None
+    if pending is None:  # every page step carries its request; never trust that silently
+        return _error_page(PageError(authorization.SESSION_LOST))
     values: dict[str, object] = {"pending": pending, "csrf": step.csrf, "error": step.error}
     values["user"] = step.user
     if step.kind == "patient":
