@@ -23,10 +23,21 @@ from santinel.storage.auth_records import ClientRecord
 FULL_ACCESS = "system/*.cruds"
 
 
+def add_client(settings: Settings, record: ClientRecord) -> None:
+    """Store `record` in the database `settings` name (what `santinel clients add` does)."""
+
+    async def add() -> None:
+        async with auth_store(settings) as store:
+            await store.add_client(record)
+
+    asyncio.run(add())
+
+
 def register_client(
-    settings: Settings, scope: str = FULL_ACCESS, tier: str = "internal"
+    settings: Settings, scope: str = FULL_ACCESS, tier: str = "internal", **fields: Any
 ) -> tuple[str, str]:
-    """A new client_secret_basic client; (client_id, secret)."""
+    """A new client_secret_basic client; (client_id, secret). `fields`: more ClientRecord
+    fields (rate limit, contract…)."""
     secret = random_token()
     record = ClientRecord(
         client_id=uuid.uuid4().hex,
@@ -36,13 +47,9 @@ def register_client(
         auth_method="client_secret_basic",
         secret_digest=token_digest(secret),
         created_us=int(time.time() * 1_000_000),
+        **fields,
     )
-
-    async def add() -> None:
-        async with auth_store(settings) as store:
-            await store.add_client(record)
-
-    asyncio.run(add())
+    add_client(settings, record)
     return record.client_id, secret
 
 
@@ -59,12 +66,7 @@ def register_public_client(
         redirect_uris=tuple(redirect_uris),
         created_us=int(time.time() * 1_000_000),
     )
-
-    async def add() -> None:
-        async with auth_store(settings) as store:
-            await store.add_client(record)
-
-    asyncio.run(add())
+    add_client(settings, record)
     return record.client_id
 
 

@@ -20,11 +20,9 @@ import structlog
 from sqlalchemy import update
 
 from santinel.cli.store import auth_store
-from santinel.crypto.secrets import random_token, token_digest
 from santinel.settings import Settings
-from santinel.storage.auth_records import ClientRecord
 from santinel.storage.sql.tables import oauth_client
-from tests.auth import register_public_client, register_user
+from tests.auth import register_client, register_public_client, register_user
 from tests.services import LiveServer
 from tests.smart_browser import AuthorizationRun
 
@@ -69,24 +67,7 @@ def from_address(address: str | None = None, **kwargs: Any) -> httpx.Client:
 def register(
     server: LiveServer, tier: str = "internal", scope: str = "system/*.cruds", **fields: Any
 ) -> tuple[str, str]:
-    secret = random_token()
-    record = ClientRecord(
-        client_id=uuid.uuid4().hex,
-        name="traffic tests",
-        tier=tier,
-        scope=scope,
-        auth_method="client_secret_basic",
-        secret_digest=token_digest(secret),
-        created_us=int(time.time() * 1_000_000),
-        **fields,
-    )
-
-    async def add() -> None:
-        async with auth_store(server.settings) as store:
-            await store.add_client(record)
-
-    asyncio.run(add())
-    return record.client_id, secret
+    return register_client(server.settings, scope, tier, **fields)
 
 
 def token_request(

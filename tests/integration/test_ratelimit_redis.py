@@ -14,12 +14,10 @@ import httpx
 import pytest
 import redis
 
-from santinel.cli.store import auth_store
-from santinel.crypto.secrets import random_token, token_digest
 from santinel.services.ratelimit.rates import Policy, Rate
 from santinel.services.ratelimit.redis_store import RedisStore
 from santinel.settings import Settings
-from santinel.storage.auth_records import ClientRecord
+from tests.auth import register_client
 from tests.integration.processes import ServerProcess
 from tests.services import LiveServer, free_port, service_missing
 
@@ -48,24 +46,7 @@ def prefix() -> Iterator[str]:
 
 
 def add_client(settings: Settings, **fields: Any) -> tuple[str, str]:
-    secret = random_token()
-    record = ClientRecord(
-        client_id=uuid.uuid4().hex,
-        name="redis tests",
-        tier="internal",
-        scope="system/*.rs",
-        auth_method="client_secret_basic",
-        secret_digest=token_digest(secret),
-        created_us=int(time.time() * 1_000_000),
-        **fields,
-    )
-
-    async def add() -> None:
-        async with auth_store(settings) as store:
-            await store.add_client(record)
-
-    asyncio.run(add())
-    return record.client_id, secret
+    return register_client(settings, "system/*.rs", **fields)
 
 
 def token(url: str, credentials: tuple[str, str]) -> httpx.Response:
