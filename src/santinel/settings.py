@@ -191,6 +191,14 @@ class Settings(BaseSettings):
         "(hourly; verified first, leaving a signed anchor so the rest still verifies); "
         "0: keep forever.",
     )
+    audit_flush_reads: bool = Field(
+        False,
+        description="Flush (fsync) the audit events of reads, searches, refusals and sign-ins "
+        "to disk before answering, as data changes always are. Off: they are committed before "
+        "the answer and survive a crash of Santinel, and reach the disk with the next data "
+        "change or WAL checkpoint (PostgreSQL: within wal_writer_delay); a power loss or a "
+        "database crash can lose that last fraction of a second of read events.",
+    )
     key_provider: Literal["file", "env", "vault"] = Field(
         "file",
         description="Where the key-encryption key (KEK) wrapping the data keys comes from: "

@@ -132,3 +132,29 @@ def test_retention_off_keeps_everything(settings: Settings) -> None:
             assert (await service.store.head())[0] == 3
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_read_events_commit_without_or_with_a_flush_and_data_changes_keep_theirs(
+    settings: Settings, flush: bool
+) -> None:
+    """`audit_flush_reads` off relaxes the flush of the audit transaction alone: the writer
+    connection is back to a flushed commit (SQLite synchronous=FULL; PostgreSQL
+    synchronous_commit on, the relaxation being SET LOCAL) for the next data change."""
+
+    async def scenario() -> None:
+        async with audit(settings) as service:
+            service.flush_reads = flush
+            actor = Actor(client_id="flush-tests", client_address="127.0.0.1")
+            await service.record([service.event(actor, Happening("read", patient="p1"))])
+            async with service.store.writer.connect() as connection:
+                if settings.database_url:
+                    setting = "SHOW synchronous_commit"
+                    assert (await connection.execute(text(setting))).scalar() == "on"
+                else:  # 2: FULL
+                    assert (await connection.execute(text("PRAGMA synchronous"))).scalar() == 2
+            verified = await audit_verify.verify(service.store, Keys([service.key]))
+            assert verified.failure is None
+            assert verified.records == 1
+
+    asyncio.run(scenario())

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import secrets
 import socket
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 
 import orjson
@@ -62,12 +62,16 @@ class AuditService:
         observer: str | None = None,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
         retention_days: float = 0,
+        flush_reads: bool = False,
     ) -> None:
         self.store = store
         self.key = key
         self.observer = observer or f"santinel@{socket.gethostname()}"
         self.checkpoint_seconds = checkpoint_seconds
         self.retention_days = retention_days  # 0: keep every record
+        # the events of reads, refusals and sign-ins: fsync'ed each, or durable from the next
+        # flushed commit on (see `SqlAuditStore.write`); data changes always flush
+        self.flush_reads = flush_reads
         self._pending: list[tuple[list[AuditRecord], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
@@ -76,7 +80,7 @@ class AuditService:
     # -- building records -----------------------------------------------------------------
     def event(self, actor: Actor, happening: Happening) -> AuditRecord:
         now_us = int(time.time() * 1_000_000)
-        return build(uuid.uuid4().hex, now_us, actor, happening, self.observer)
+        return build(event_id(now_us), now_us, actor, happening, self.observer)
 
     def _events(
         self, scope: AuditScope, subtype: str, patients: Sequence[str | None], **fields: object
@@ -166,7 +170,9 @@ class AuditService:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await self.store.write([r for records, _ in batch for r in records])
+                await self.store.write(
+                    [r for records, _ in batch for r in records], flush=self.flush_reads
+                )
             except Exception as exc:
                 log.error("audit trail write failed", error=type(exc).__name__)
                 for _, future in batch:
@@ -238,6 +244,13 @@ class AuditService:
         if pruned.deleted:
             log.info("audit records pruned", deleted=pruned.deleted, through_seq=pruned.anchor_seq)
         return pruned
+
+
+def event_id(now_us: int) -> str:
+    """A unique AuditEvent id that sorts by time (the microseconds in hex, then 72 random
+    bits): new ids land at the end of the unique index instead of on a random page of it, one
+    page write per batch instead of one per record."""
+    return f"{now_us:014x}{secrets.token_hex(9)}"
 
 
 def unavailable() -> AuditUnavailable:

@@ -86,6 +86,7 @@ class Container:
             load_or_create_key(settings.audit_key_path),
             checkpoint_seconds=settings.audit_checkpoint_seconds,
             retention_days=settings.audit_retention_days,
+            flush_reads=settings.audit_flush_reads,
         )
         repository.before_commit = audit.on_commit
         if isinstance(repository.sealer, KeyedSealer):

@@ -25,6 +25,7 @@ from santinel.storage.sql import dialects
 from santinel.storage.sql.tables import audit_anchor, audit_checkpoint, audit_event
 
 CHAIN_LOCK = "santinel-audit-chain"
+CHAIN_LOCK_ID = dialects.lock_id(CHAIN_LOCK)
 READ_BATCH = 2000
 
 
@@ -95,10 +96,29 @@ def _bytes(value: Any) -> bytes:
     return str(value).encode()
 
 
-def _append_sqlite(records: Sequence[AuditRecord], connection: sqlite3.Connection) -> int:
+def _append_sqlite(
+    records: Sequence[AuditRecord], flush: bool, connection: sqlite3.Connection
+) -> int:
     """`append` as one transaction run whole on the sqlite3 connection, in its driver thread:
     through SQLAlchemy and aiosqlite every statement is a thread hop of its own (a dozen per
-    group commit), which cost more CPU than everything else an audited read does."""
+    group commit), which cost more CPU than everything else an audited read does.
+
+    `flush=False`: commit without the fsync (`synchronous=NORMAL`, WAL mode): the records
+    survive a crash of this process at once, and a power loss from the next flushed commit
+    (any data change) or WAL checkpoint on. The connection is set back to FULL afterwards:
+    data changes keep their own fsync."""
+    if not flush:
+        connection.execute("PRAGMA synchronous=NORMAL")
+    try:
+        return _append_sqlite_transaction(records, connection)
+    finally:
+        if not flush:
+            connection.execute("PRAGMA synchronous=FULL")
+
+
+def _append_sqlite_transaction(
+    records: Sequence[AuditRecord], connection: sqlite3.Connection
+) -> int:
     connection.execute("BEGIN IMMEDIATE")  # the chain lock: SQLite's write lock
     try:
         seq, previous = _sqlite_head(connection)
@@ -116,11 +136,17 @@ def _append_sqlite(records: Sequence[AuditRecord], connection: sqlite3.Connectio
     return seq
 
 
-async def _append_postgres(records: Sequence[AuditRecord], connection: Any) -> int:
+async def _append_postgres(records: Sequence[AuditRecord], flush: bool, connection: Any) -> int:
     """`append` on the asyncpg connection itself: the same statements as `append` (advisory
-    lock, head, insert), without SQLAlchemy's per-statement cost (half a group commit's CPU)."""
+    lock, head, insert), without SQLAlchemy's per-statement cost (half a group commit's CPU).
+
+    `flush=False`: `synchronous_commit = off` for this transaction only: the commit does not
+    wait for the WAL flush (PostgreSQL flushes it within `wal_writer_delay`); a crash of the
+    database server can lose that last fraction of a second, never corrupt the chain."""
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", dialects.lock_id(CHAIN_LOCK))
+        # one round trip: the settings and the lock (a constant number) as one simple query
+        relaxed = "" if flush else "SET LOCAL synchronous_commit = off; "
+        await connection.execute(f"{relaxed}SELECT pg_advisory_xact_lock({CHAIN_LOCK_ID})")
         head = await connection.fetchrow(HEAD_SQL)
         if head is None:
             head = await connection.fetchrow(ANCHOR_SQL)
@@ -162,16 +188,17 @@ class SqlAuditStore:
         self.writer = writer
         self._sqlite = dialects.is_sqlite(str(writer.url))
 
-    async def write(self, records: Sequence[AuditRecord]) -> int:
-        """Append in a transaction of their own (events of reads, denials, sign-ins)."""
+    async def write(self, records: Sequence[AuditRecord], *, flush: bool = True) -> int:
+        """Append in a transaction of their own (events of reads, denials, sign-ins); `flush`:
+        wait for the disk (fsync) before returning, see `_append_sqlite`/`_append_postgres`."""
         if not records:
             return 0
         async with self.writer.connect() as connection:
             if self._sqlite:  # the writer pool's one connection: this process's turn
-                work = functools.partial(_append_sqlite, list(records))
+                work = functools.partial(_append_sqlite, list(records), flush)
                 return await dialects.run_on_sqlite(connection, work)
             return await dialects.run_on_asyncpg(
-                connection, functools.partial(_append_postgres, list(records))
+                connection, functools.partial(_append_postgres, list(records), flush)
             )
 
     async def head(self) -> tuple[int, str]:
