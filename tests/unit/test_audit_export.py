@@ -15,7 +15,7 @@ from santinel.audit import checkpoint as signing
 from santinel.audit import export
 from santinel.audit.chain import ChainedRow, link
 from santinel.audit.events import Actor, Happening, build
-from santinel.audit.records import GENESIS, AuditRecord
+from santinel.audit.records import GENESIS, AuditRecord, canonical
 from santinel.services.audit_verify import column_disagreement
 
 # RFC 5424 section 6: HEADER SP STRUCTURED-DATA SP MSG, MSG = BOM UTF-8
@@ -126,3 +126,22 @@ def test_a_column_rewritten_without_its_body_is_named() -> None:
     assert "recorded_us" in str(column_disagreement(moved))
     garbage = AuditRecord(**{**record.__dict__, "body": b"not json"})
     assert column_disagreement(garbage) == "the AuditEvent body is not JSON"
+
+
+def test_events_built_from_cached_fragments_are_canonical_and_complete() -> None:
+    """The agents, source and codings come from cached, pre-serialized fragments: the body must
+    still be the canonical JSON (sorted keys) of the whole event, for two different actors."""
+    for actor in (
+        Actor("client-a", "10.0.0.1", "Practitioner/1", ("TREAT",), "user/Patient.rs"),
+        Actor("client-b", None, None, (), None),
+    ):
+        happening = Happening("read", entity="Patient/p1/_history/2", patient="p1")
+        record = build("e1", 1_764_430_000_000_000, actor, happening, "santinel@node")
+        event = orjson.loads(record.body)
+        assert record.body == canonical(event)
+        assert event["agent"][0]["who"]["identifier"]["value"] == actor.client_id
+        assert event["agent"][-1]["who"] == {"display": "santinel@node"}
+        assert event["source"]["observer"] == {"display": "santinel@node"}
+        assert event["subtype"] == [
+            {"system": "http://hl7.org/fhir/restful-interaction", "code": "read"}
+        ]

@@ -9,10 +9,13 @@ Never a token, secret, password or resource body: only references and codes.
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from santinel.audit.records import AuditRecord, from_event
+import orjson
+
+from santinel.audit.records import AuditRecord, canonical, from_event
 from santinel.fhir.resource import instant
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -92,22 +95,13 @@ def build(
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": event_id,
-        "type": _type(happening.subtype),
-        "subtype": [_subtype(happening.subtype)],
+        "type": _type_fragment(happening.subtype),
+        "subtype": _subtype_fragment(happening.subtype),
         "action": action_of(happening.subtype),
         "recorded": instant(recorded_us),
         "outcome": happening.outcome,
-        "agent": _agents(actor, observer),
-        "source": {
-            "observer": {"display": observer},
-            "type": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
-                    "code": "4",
-                    "display": "Application Server",
-                }
-            ],
-        },
+        "agent": _agents_fragment(actor, observer),
+        "source": _source_fragment(observer),
     }
     if happening.outcome != "0":
         event["outcomeDesc"] = happening.outcome_desc or OUTCOME_TEXT[happening.outcome]
@@ -124,6 +118,42 @@ def build(
         "entity": happening.entity,
     }
     return from_event(event, recorded_us, summary)
+
+
+# An event is mostly the same JSON again and again: the agents of one client, this server as
+# source, the codings of a subtype. Those parts are serialized once (canonically: sorted keys)
+# and reused as orjson fragments, a third of what building an audited read's event cost.
+FRAGMENTS_CACHED = 4096
+
+
+@functools.lru_cache(maxsize=FRAGMENTS_CACHED)
+def _agents_fragment(actor: Actor, observer: str) -> orjson.Fragment:
+    return orjson.Fragment(canonical(_agents(actor, observer)))
+
+
+@functools.lru_cache(maxsize=16)
+def _source_fragment(observer: str) -> orjson.Fragment:
+    source = {
+        "observer": {"display": observer},
+        "type": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                "code": "4",
+                "display": "Application Server",
+            }
+        ],
+    }
+    return orjson.Fragment(canonical(source))
+
+
+@functools.lru_cache(maxsize=FRAGMENTS_CACHED)
+def _type_fragment(code: str) -> orjson.Fragment:
+    return orjson.Fragment(canonical(_type(code)))
+
+
+@functools.lru_cache(maxsize=FRAGMENTS_CACHED)
+def _subtype_fragment(code: str) -> orjson.Fragment:
+    return orjson.Fragment(canonical([_subtype(code)]))
 
 
 def _bounded(actor: Actor) -> Actor:
