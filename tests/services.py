@@ -80,6 +80,7 @@ class LiveServer:
             log_config=None,
             lifespan="on",
             server_header=False,
+            proxy_headers=False,  # as `santinel serve`: the app reads them (web/forwarded.py)
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -61,7 +61,13 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         None,
         description="Public FHIR base URL used in links and Location headers "
-        "(default: taken from the request).",
+        "(default: taken from the request, or from a trusted proxy's X-Forwarded-* headers).",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated addresses or networks (CIDR) of the reverse proxies whose "
+        "X-Forwarded-For/-Proto/-Host/-Port/-Prefix headers are believed; '*' trusts every "
+        "peer (only when nothing but the proxy can reach Santinel).",
     )
     max_body_bytes: int = Field(
         10 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes (413 above)."

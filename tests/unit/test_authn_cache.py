@@ -18,7 +18,8 @@ from santinel.services.authn import STATE_TTL, Authenticator
 from santinel.settings import Settings
 from santinel.storage.auth_records import ClientRecord
 from santinel.web import oauth
-from santinel.web.app import base_url, token_issuer_audience
+from santinel.web.app import token_issuer_audience
+from santinel.web.public_url import fhir_base
 
 ISSUER = "https://santinel.test"
 AUDIENCE = "https://santinel.test/fhir"
@@ -318,5 +319,5 @@ def test_requests_ask_for_the_issuer_and_audience_the_token_endpoint_uses(
     endpoints = oauth.endpoints_for(Request(scope), settings)
     expected = (endpoints.issuer, endpoints.fhir_base)
     assert token_issuer_audience(Request(scope), settings) == expected
-    given = base_url(Request(scope), settings)  # what handle_fhir passes (FhirRequest.base_url)
+    given = fhir_base(Request(scope), settings)  # what handle_fhir passes (FhirRequest.base_url)
     assert token_issuer_audience(Request(scope), settings, given) == expected

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import re
 import time
@@ -11,7 +10,6 @@ from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, unquote
 
 from starlette.applications import Starlette
-from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,8 +25,9 @@ from santinel.services.container import Container
 from santinel.services.dispatch import interaction_of
 from santinel.services.request import FhirRequest
 from santinel.settings import Settings
-from santinel.web import negotiation, oauth, sender, traffic
+from santinel.web import negotiation, oauth, public_url, sender, traffic
 from santinel.web.cors import CorsMiddleware, origin_of
+from santinel.web.forwarded import ForwardedHeadersMiddleware
 from santinel.web.headers import SecurityHeadersMiddleware
 from santinel.web.responses import error_response, fhir_response, internal_error_response
 from santinel.web.sender import DpopNonceMiddleware
@@ -94,6 +93,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Starle
     app.add_middleware(DpopNonceMiddleware, nonces=lambda: current().dpop.nonces)
     app.add_middleware(CorsMiddleware, origins=allowed_origins)
     app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
+    # outermost: every layer below sees the client, scheme and host the proxy forwarded
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
     return app
 
 
@@ -216,10 +217,8 @@ def token_issuer_audience(
 ) -> tuple[str, str]:
     """(issuer, audience) an access token must name to be for this server, as
     `oauth.endpoints_for` (which issues them) names them: audience = the FHIR base, issuer = that
-    base without `/fhir`. `base_url` reads the same settings, scheme, Host header and server
-    address with Starlette's URL rules, cached per distinct triple instead of building a URL per
-    request."""
-    audience = fhir_base if fhir_base is not None else base_url(request, settings)
+    base without `/fhir` (`santinel.web.public_url`)."""
+    audience = fhir_base if fhir_base is not None else public_url.fhir_base(request, settings)
     return audience.removesuffix("/fhir"), audience
 
 
@@ -243,7 +242,7 @@ async def to_fhir_request(
         params=tuple(params),
         headers={k.lower(): v for k, v in request.headers.items()},
         body=body,
-        base_url=base_url(request, settings),
+        base_url=public_url.fhir_base(request, settings),
     )
 
 
@@ -281,31 +280,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def base_url(request: Request, settings: Settings) -> str:
-    if settings.public_base_url:
-        return settings.public_base_url.rstrip("/")
-    scope = request.scope
-    host = next((value for key, value in scope["headers"] if key == b"host"), None)
-    server = scope.get("server")
-    return _base_url(scope.get("scheme", "http"), host, tuple(server) if server else None)
-
-
-@functools.lru_cache(maxsize=256)
-def _base_url(scheme: str, host: bytes | None, server: tuple[str, int] | None) -> str:
-    """Starlette's own reading of scheme, Host header and server address (its URL class),
-    computed once per distinct triple instead of building and splitting a URL per request."""
-    url = URL(
-        scope={
-            "scheme": scheme,
-            "server": server,
-            "path": "/",
-            "query_string": b"",
-            "headers": [(b"host", host)] if host is not None else [],
-        }
-    )
-    return f"{url.scheme}://{url.netloc}/fhir"
 
 
 def _request_id(request: Request) -> str:

@@ -141,4 +141,5 @@ def server_options(settings: Settings, options: dict[str, Any] | None = None) ->
         raise TypeError("the HTTP limits need an httptools protocol")
     merged["http"] = bounded_protocol(settings, base or HttpToolsProtocol)
     merged["timeout_keep_alive"] = settings.keep_alive_seconds
+    merged["proxy_headers"] = False  # the app reads them itself: santinel.web.forwarded
     return merged

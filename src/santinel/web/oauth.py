@@ -21,7 +21,7 @@ from santinel.services.oauth.context import Endpoints, OAuthContext, Sender
 from santinel.services.oauth.errors import InvalidRequest, OAuthError, TemporarilyUnavailable
 from santinel.services.oauth.token import GRANT_TYPES, token
 from santinel.settings import Settings
-from santinel.web import authorize, traffic
+from santinel.web import authorize, public_url, traffic
 from santinel.web.forms import FormError, read_pairs, single_values
 from santinel.web.tls import client_certificate
 
@@ -65,13 +65,7 @@ Handler = Callable[[OAuthContext, Mapping[str, str], str | None], Awaitable[dict
 
 
 def endpoints_for(request: Request, settings: Settings) -> Endpoints:
-    if settings.public_base_url:
-        fhir_base = settings.public_base_url.rstrip("/")
-        issuer = fhir_base.removesuffix("/fhir")
-    else:
-        issuer = f"{request.url.scheme}://{request.url.netloc}"
-        fhir_base = f"{issuer}/fhir"
-    return Endpoints(issuer, fhir_base)
+    return Endpoints(public_url.issuer(request, settings), public_url.fhir_base(request, settings))
 
 
 def smart_configuration(endpoints: Endpoints) -> dict[str, Any]:
