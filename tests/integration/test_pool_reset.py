@@ -99,3 +99,28 @@ def test_a_failed_sqlalchemy_transaction_leaves_nothing_open(
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_an_idle_postgres_connection_killed_meanwhile_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No ping at every check-out, but a connection idle for `PING_AFTER_IDLE_SECONDS` is
+    pinged, and a dead one replaced before the caller's statement runs."""
+    monkeypatch.setattr(dialects, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with postgres_database() as url:
+        engine = dialects.create_engines(to_sqlalchemy_url(url))[1]
+
+        async def scenario() -> None:
+            try:
+                async with engine.connect() as other:  # kills the first, returned before it
+                    async with engine.connect() as connection:
+                        backend = text("SELECT pg_backend_pid()")
+                        pid = (await connection.execute(backend)).scalar()
+                    await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                    await other.commit()
+                async with engine.connect() as connection:  # the pool's first: the dead one
+                    assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+            finally:
+                await engine.dispose()
+
+        asyncio.run(scenario())

@@ -143,10 +143,11 @@ async def _append_postgres(records: Sequence[AuditRecord], flush: bool, connecti
     `flush=False`: `synchronous_commit = off` for this transaction only: the commit does not
     wait for the WAL flush (PostgreSQL flushes it within `wal_writer_delay`); a crash of the
     database server can lose that last fraction of a second, never corrupt the chain."""
-    async with connection.transaction():
-        # one round trip: the settings and the lock (a constant number) as one simple query
-        relaxed = "" if flush else "SET LOCAL synchronous_commit = off; "
-        await connection.execute(f"{relaxed}SELECT pg_advisory_xact_lock({CHAIN_LOCK_ID})")
+    # one round trip to open the transaction, relax its flush and take the chain lock (a
+    # constant number), as one simple query; the transaction is ours to end
+    relaxed = "" if flush else "SET LOCAL synchronous_commit = off; "
+    await connection.execute(f"BEGIN; {relaxed}SELECT pg_advisory_xact_lock({CHAIN_LOCK_ID})")
+    try:
         head = await connection.fetchrow(HEAD_SQL)
         if head is None:
             head = await connection.fetchrow(ANCHOR_SQL)
@@ -157,6 +158,11 @@ async def _append_postgres(records: Sequence[AuditRecord], flush: bool, connecti
             previous = link(previous, seq, record)
             rows.append((seq, *(getattr(record, c) for c in RECORD_COLUMNS), previous))
         await connection.executemany(POSTGRES_INSERT, rows)
+        await connection.execute("COMMIT")
+    except BaseException:
+        if connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
+        raise
     return seq
 
 

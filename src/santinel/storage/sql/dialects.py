@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolResetState
 from sqlalchemy.util import await_only
@@ -39,13 +39,9 @@ def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     # fails unexpectedly) must not carry the statement's values: names, identifiers, dates.
     if not is_sqlite(url):
         engine = create_async_engine(
-            url,
-            pool_size=10,
-            max_overflow=10,
-            pool_pre_ping=True,
-            hide_parameters=True,
-            pool_reset_on_return=None,
+            url, pool_size=10, max_overflow=10, hide_parameters=True, pool_reset_on_return=None
         )
+        _ping_after_idle(engine)
         _reset_only_when_needed(
             engine,
             lambda driver: bool(driver.is_in_transaction()),
@@ -72,6 +68,34 @@ def create_engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
             lambda driver: await_only(driver.execute("ROLLBACK")),
         )
     return reader, writer
+
+
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_after_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection is alive before use only when it sat idle a while.
+
+    `pool_pre_ping` pings at every check-out: three round trips (BEGIN, ping, ROLLBACK through
+    the asyncpg adapter) before each request's first query, more than a simple read costs.
+    A connection used a moment ago is alive (and a server that restarted since is detected by
+    the failing statement, after which SQLAlchemy discards the whole pool); one that idled
+    while the database may have restarted or a firewall may have dropped it is pinged, and
+    replaced when the ping fails."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:  # the pool retries with a new connection
+            raise DisconnectionError("a pooled connection did not answer a ping") from exc
 
 
 def _reset_only_when_needed(
