@@ -158,34 +158,3 @@ def test_read_events_commit_without_or_with_a_flush_and_data_changes_keep_theirs
             assert verified.records == 1
 
     asyncio.run(scenario())
-
-
-def test_an_inline_append_meeting_a_held_write_lock_waits_its_turn(tmp_path: Path) -> None:
-    """SQLite's fast lane never waits: when another connection holds the write lock it hands
-    over to the writer pool, which waits for the lock; the chain stays whole."""
-    import sqlite3
-    import threading
-
-    settings = Settings(data_dir=tmp_path)
-
-    async def scenario() -> None:
-        async with audit(settings) as service:
-            actor = Actor(client_id="inline-tests", client_address="127.0.0.1")
-            await service.record([service.event(actor, Happening("read", patient="p1"))])
-            holder = sqlite3.connect(
-                settings.sqlite_path, isolation_level=None, check_same_thread=False
-            )
-            holder.execute("BEGIN IMMEDIATE")  # a data change in progress elsewhere
-            release = threading.Timer(0.5, holder.execute, args=("COMMIT",))
-            release.start()
-            try:
-                await service.record([service.event(actor, Happening("read", patient="p2"))])
-            finally:
-                release.join()
-                holder.close()
-            await service.record([service.event(actor, Happening("read", patient="p3"))])
-            verified = await audit_verify.verify(service.store, Keys([service.key]))
-            assert verified.failure is None
-            assert verified.records == 3
-
-    asyncio.run(scenario())

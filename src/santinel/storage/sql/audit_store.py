@@ -12,7 +12,6 @@ import functools
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, select
@@ -189,68 +188,17 @@ def _sqlite_head(connection: sqlite3.Connection) -> tuple[int, str]:
     return (int(last[0]), str(last[1])) if last else (GENESIS_ANCHOR.seq, GENESIS_ANCHOR.hash)
 
 
-SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-
-
-class InlineSqliteAppender:
-    """The fast lane of unflushed appends on SQLite: the transaction run inline, on a
-    connection of its own, in the event loop's thread (as `point_reads` does for reads).
-
-    Through the writer pool an append costs a pool check-out and a hop to aiosqlite's thread
-    and back (GIL hand-offs, wake-ups): more CPU than the append itself. Inline, without the
-    fsync, it is a few SQLite statements (~0.1 ms). It never waits: busy_timeout=0, and when
-    another connection holds the write lock (a data change in progress) it answers None and the
-    caller takes the writer pool, which waits its turn. Never used for flushed appends: an
-    fsync must not stall the event loop."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._connection: sqlite3.Connection | None = None
-
-    def append(self, records: Sequence[AuditRecord]) -> int | None:
-        """The last seq, or None when the database is busy."""
-        try:
-            return _append_sqlite_transaction(records, self._open())
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in SQLITE_BUSY_CODES:
-                return None
-            raise
-
-    def _open(self) -> sqlite3.Connection:
-        if self._connection is None:
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout=0")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._connection = connection
-        return self._connection
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-
 class SqlAuditStore:
     def __init__(self, reader: AsyncEngine, writer: AsyncEngine) -> None:
         self.reader = reader
         self.writer = writer
         self._sqlite = dialects.is_sqlite(str(writer.url))
-        path = dialects.sqlite_file(str(writer.url))
-        self._inline = InlineSqliteAppender(path) if path is not None else None
-
-    def close(self) -> None:
-        if self._inline is not None:
-            self._inline.close()
 
     async def write(self, records: Sequence[AuditRecord], *, flush: bool = True) -> int:
         """Append in a transaction of their own (events of reads, denials, sign-ins); `flush`:
         wait for the disk (fsync) before returning, see `_append_sqlite`/`_append_postgres`."""
         if not records:
             return 0
-        if not flush and self._inline is not None:
-            appended = self._inline.append(records)
-            if appended is not None:
-                return appended
         async with self.writer.connect() as connection:
             if self._sqlite:  # the writer pool's one connection: this process's turn
                 work = functools.partial(_append_sqlite, list(records), flush)

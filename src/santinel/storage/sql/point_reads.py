@@ -31,7 +31,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from santinel.storage.base import StoredVersion
-from santinel.storage.sql import dialects
 from santinel.types import ResourceId, ResourceType, VersionId
 
 BUSY_TIMEOUT_MS: Final = 50  # past this, fall back to the async path (which waits longer)
@@ -149,8 +148,13 @@ class SqlitePointReader:
     @classmethod
     def for_url(cls, url: str) -> SqlitePointReader | None:
         """A reader for a file-backed SQLite URL; None for any other database."""
-        path = dialects.sqlite_file(url)
-        return cls(path) if path is not None else None
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or parsed.query:
+            return None
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            return None
+        return cls(Path(database))
 
     async def current(self, resource_type: ResourceType, resource_id: ResourceId) -> Sealed | None:
         row = self._fetch_one(_CURRENT, (resource_type, resource_id))

@@ -451,7 +451,6 @@ class SqlRepository:
 
     async def close(self) -> None:
         await self.sealer.close()
-        self.audit.close()
         if self._point_reads is not None:
             self._point_reads.close()
         await self.reader.dispose()
