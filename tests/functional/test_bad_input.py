@@ -88,6 +88,19 @@ EXPECTED: dict[str, str | None] = {
     "observation_effective_hour_25.json": "Observation.effectiveDateTime",
     "observation_issued_without_seconds.json": "Observation.issued",
     "bundle_entry_with_invalid_resource.json": "Bundle.entry[0].resource.birthDate",
+    # Dates against the calendar (the R4 regex allows a day 31 in any month)
+    "patient_birthdate_february_30.json": "Patient.birthDate",
+    "patient_extension_value_date_april_31.json": "Patient.extension[0].valueDate",
+    "observation_effective_february_29_not_leap_year.json": "Observation.effectiveDateTime",
+    "observation_issued_february_29_1900.json": "Observation.issued",
+    # Codes outside the value set of a required binding (resources and datatypes)
+    "patient_gender_not_in_value_set.json": "Patient.gender",
+    "observation_status_not_in_value_set.json": "Observation.status",
+    "patient_telecom_system_unknown_code.json": "Patient.telecom[0].system",
+    "patient_narrative_status_unknown_code.json": "Patient.text.status",
+    "patient_name_use_unknown_code.json": "Patient.name[0].use",
+    "observation_value_quantity_comparator_unknown.json": "Observation.valueQuantity.comparator",
+    "bundle_entry_with_code_outside_value_set.json": "Bundle.entry[0].resource.gender",
     # Ids
     "patient_id_bad_characters.json": "Patient.id",
     "patient_id_too_long.json": "Patient.id",
@@ -129,15 +142,7 @@ EXPECTED: dict[str, str | None] = {
 
 # Invalid per the specification but accepted today: each is a strict xfail, so the day the gap
 # closes the test says so and the file moves to EXPECTED.
-KNOWN_GAPS: dict[str, str] = {
-    "patient_gender_not_in_value_set.json": "required bindings are not validated yet",
-    "observation_status_not_in_value_set.json": "required bindings are not validated yet",
-    "patient_telecom_system_unknown_code.json": "required bindings are not validated yet",
-    "patient_narrative_status_unknown_code.json": "required bindings are not validated yet",
-    "patient_birthdate_february_30.json": (
-        "dates are checked against the R4 regex only, not the calendar"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 # R4 `valueset-issue-type`
 ISSUE_TYPES = frozenset(

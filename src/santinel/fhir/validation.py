@@ -5,7 +5,8 @@ resources are checked by `fhirkit` (a Rust implementation of every R4 type, chos
 it against `fhir.resources` on the official examples: see `bench/validators.py`). On top of it we
 check what it leaves to servers: id syntax, reference syntax, safe narrative XHTML, and the
 invariants it does not evaluate: ele-1 (no empty objects), ext-1 (an extension has a value or
-nested extensions, not both) and dom-2 to dom-5 (contained resources).
+nested extensions, not both) and dom-2 to dom-5 (contained resources); and, by element type
+(`value_checks`), codes against the value sets of required bindings and dates against the calendar.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from santinel.fhir.json import JsonObject, parse_object
 from santinel.fhir.narrative import narrative_problems
 from santinel.fhir.resource import is_valid_id
 from santinel.fhir.resource_types import is_resource_type
+from santinel.fhir.value_checks import value_issues
 
 _ID = r"[A-Za-z0-9\-.]{1,64}"
 RELATIVE_REFERENCE = re.compile(rf"(?P<type>[A-Z][A-Za-z]+)/{_ID}(/_history/{_ID})?")
@@ -60,6 +62,7 @@ def parse_resource(
         )
     issues = structural_issues(body, resource_type)
     issues += server_rule_issues(resource, allow_conditional_references)
+    issues += value_issues(resource)
     if issues:
         raise UnprocessableEntity(
             f"The {resource_type} is not valid: {issues[0].diagnostics}",

@@ -13,11 +13,9 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from santinel.errors import BadRequest, NotFound, PreconditionFailed, UnsupportedMediaType
 from santinel.fhir import validation
-from santinel.fhir.json import JsonObject, dumps
+from santinel.fhir.json import JsonObject, dumps, loads
 from santinel.fhir.patch import fhirpath_patch, json_patch, merge_patch
 from santinel.services.confined_writes import confined
 from santinel.services.instance import write_response
@@ -38,10 +36,7 @@ def parse_document(content_type: str | None, body: bytes) -> tuple[str, Any]:
         raise UnsupportedMediaType(
             f"PATCH takes {', '.join(PATCH_MEDIA_TYPES)}; not '{media[:60] or 'nothing'}'."
         )
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadRequest("The patch document is not valid JSON.") from None
+    document = loads(body, "patch document")  # decimals to set keep their precision
     if media == JSON_PATCH or (media == "application/json" and isinstance(document, list)):
         return "json-patch", document
     if not isinstance(document, dict):
@@ -53,7 +48,7 @@ def parse_document(content_type: str | None, body: bytes) -> tuple[str, Any]:
 
 def patched(current: StoredVersion, kind: str, document: Any) -> JsonObject:
     """Apply the document to the current version; validated, with type and id unchanged."""
-    resource = orjson.loads(current.body or b"{}")
+    resource = loads(current.body or b"{}", "stored resource")
     match kind:
         case "json-patch":
             result = json_patch.apply(resource, document)

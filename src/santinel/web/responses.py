@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import orjson
 from starlette.responses import Response
 
 from santinel.errors import FhirError, Issue
-from santinel.fhir.json import dumps
+from santinel.fhir.json import dumps, loads
 from santinel.fhir.outcome import operation_outcome
 from santinel.services.request import FhirResponse
 
@@ -17,7 +16,7 @@ def fhir_response(
     result: FhirResponse, media_type: str, *, pretty: bool = False, head: bool = False
 ) -> Response:
     if result.raw is not None:
-        body = dumps(orjson.loads(result.raw), pretty=True) if pretty else result.raw
+        body = dumps(loads(result.raw, "stored resource"), pretty=True) if pretty else result.raw
     elif result.resource is not None:
         body = dumps(result.resource, pretty=pretty)
     else:

@@ -8,14 +8,13 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-import orjson
 from sqlalchemy import Select, and_, exists, false, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from santinel.audit.records import AuditRecord
 from santinel.errors import Conflict, InvalidSearch
-from santinel.fhir.json import dumps
+from santinel.fhir.json import dumps, loads
 from santinel.fhir.resource import now_micros, stamp
 from santinel.fhir.search.extract import extract
 from santinel.fhir.search.query import Include, SearchQuery, parse_query
@@ -162,7 +161,7 @@ class SqlWriteTransaction:
 
     def reindex(self, resource_type: str, resource_id: str, body: bytes) -> None:
         """Rebuild the index rows of a current version (its plaintext body; `db reindex`)."""
-        self._index.replace(resource_type, resource_id, orjson.loads(body), had_rows=True)
+        self._index.replace(resource_type, resource_id, loads(body), had_rows=True)
 
     async def flush(self) -> None:
         """Send the batched history and index rows (a unique version per resource is checked
