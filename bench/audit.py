@@ -3,6 +3,7 @@ app whose audit trail is disconnected (issue 7: overhead ≤ 10 %).
 
     python -m bench.audit [--backend sqlite|postgres|both] [--duration S] [--rounds N]
                           [--concurrency C] [--patients N] [--nice N] [--python-generator]
+                          [--flush-reads]
 
 Per backend, one store is filled by `santinel demo --patients N` (patients with encounters,
 observations, conditions, prescriptions) and a full-access client is registered in it; then it
@@ -269,8 +270,9 @@ def to_markdown(data: dict[str, Any]) -> str:
         f"alternating rounds after {s['warmup_s']} s warm-up; `santinel demo --patients "
         f"{s['patients']}` copied into one store per server; {facts}.",
         "",
-        "`audit on`: `santinel serve`. `audit off`: the same app and arguments with the audit "
-        "trail disconnected (`bench/noaudit_app.py`).",
+        f"`audit on`: `santinel serve` (audit_flush_reads={str(s['audit_flush_reads']).lower()})."
+        " `audit off`: the same app and arguments with the audit trail disconnected "
+        "(`bench/noaudit_app.py`).",
         "",
         report.markdown_table(HEADERS, table_rows(data)),
         report.markdown_table(COMPARISON_HEADERS, comparison_rows(data)),
@@ -285,6 +287,8 @@ def to_markdown(data: dict[str, Any]) -> str:
 def run_backend(backend: str, args: argparse.Namespace, load: harness.LoadSetup) -> dict[str, Any]:
     server_cpu = load.server_cpu
     env = harness.clean_env()
+    if args.flush_reads:  # the stronger durability: an fsync per group commit of read events
+        env["SANTINEL_AUDIT_FLUSH_READS"] = "true"
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="santinel-auditbench-")))
         started = time.perf_counter()
@@ -327,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--python-generator", action="store_true", help="never use wrk")
     parser.add_argument("--nice", type=int, default=0, help="priority change for the processes")
     parser.add_argument("--output", default="audit", help="results name in bench/results")
+    parser.add_argument(
+        "--flush-reads",
+        action="store_true",
+        help="serve with audit_flush_reads=true (an fsync per group commit of read events)",
+    )
     args = parser.parse_args(argv)
     args.duration = min(max(args.duration, 1), 60)  # a round's two tokens must outlive it
     args.rounds = min(max(args.rounds, 1), 20)
@@ -349,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "patients": args.patients,
             "generator": load.generator,
             "pinning": pinning,
+            "audit_flush_reads": args.flush_reads,
         },
         "runs": runs,
     }
