@@ -15,6 +15,7 @@ Its data directory must be its own: it reads every body as plaintext.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
@@ -35,6 +36,9 @@ class NullTxSealer:
 
     async def open(self, ref: BodyRef, body: bytes | None, key_id: str | None) -> bytes | None:
         return body
+
+    def take_key_rows(self) -> list[dict[str, Any]]:
+        return []
 
     def committed(self) -> None:
         return None

@@ -9,7 +9,7 @@ a relative reference resolved against the containing entry's fullUrl base — is
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 RESTFUL_URL = re.compile(
@@ -46,17 +46,26 @@ def rewrite(
     return node
 
 
-def references(node: Any) -> Iterator[str]:
-    """Every `reference` string inside `node`."""
+def references(node: Any) -> list[str]:
+    """Every `reference` string inside `node`, in document order."""
+    found: list[str] = []
+    _collect_references(node, found)
+    return found
+
+
+def _collect_references(node: Any, found: list[str]) -> None:
+    # a list, not a generator: a Bundle's resources are walked entry by entry, element by element
     if isinstance(node, dict):
         reference = node.get("reference")
         if isinstance(reference, str):
-            yield reference
+            found.append(reference)
         for value in node.values():
-            yield from references(value)
+            if isinstance(value, dict | list):
+                _collect_references(value, found)
     elif isinstance(node, list):
         for item in node:
-            yield from references(item)
+            if isinstance(item, dict | list):
+                _collect_references(item, found)
 
 
 def entry_resolver(mapping: dict[str, str], base: str | None) -> Callable[[str], str | None]:

@@ -40,9 +40,11 @@ def parse_resource(
     *,
     expected_type: str | None = None,
     allow_conditional_references: bool = False,
+    parsed: JsonObject | None = None,
 ) -> JsonObject:
-    """Parse and validate one resource; raise a client error describing every problem found."""
-    resource = parse_object(body, "resource")
+    """Parse and validate one resource; raise a client error describing every problem found.
+    `parsed`: `body` already parsed by the caller (a Bundle is read before it is validated)."""
+    resource = parsed if parsed is not None else parse_object(body, "resource")
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         raise BadRequest(
@@ -192,15 +194,26 @@ def _strings(node: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _walk(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every JSON object inside `node` with its FHIRPath-like location."""
-    if isinstance(node, dict):
-        yield path, node
-        for key, value in node.items():
-            yield from _walk(value, f"{path}.{key}")
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _walk(item, f"{path}[{index}]")
+def _walk(node: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every JSON object inside `node` with its FHIRPath-like location, in document order."""
+    # A loop over a stack, not nested generators (a 100-entry Bundle is thousands of objects,
+    # each handed up through every level), descending only into objects and lists: a primitive
+    # holds no object, and its path would be a string made for nothing.
+    found: list[tuple[str, dict[str, Any]]] = []
+    stack: list[tuple[str, Any]] = [(path, node)]
+    while stack:
+        where, current = stack.pop()
+        if isinstance(current, dict):
+            found.append((where, current))
+            inside = [(f"{where}.{k}", v) for k, v in current.items() if isinstance(v, dict | list)]
+        elif isinstance(current, list):
+            inside = [
+                (f"{where}[{i}]", v) for i, v in enumerate(current) if isinstance(v, dict | list)
+            ]
+        else:
+            continue
+        stack.extend(reversed(inside))  # the first child is walked next
+    return found
 
 
 def _issue(expression: str, problem: str) -> Issue:

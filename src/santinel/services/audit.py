@@ -99,9 +99,7 @@ class AuditService:
         scope = current() or AuditScope(OPERATOR_ACTOR)
         records: list[AuditRecord] = []
         for stored, previous in tx.written:
-            # a deletion leaves no body: whose data it was, the replaced version says
-            source = stored if stored.body is not None else previous
-            whose = each_patient(patients_of([source] if source else []))
+            whose = each_patient(changed_patients(tx, stored, previous))
             entity = f"{stored.resource_type}/{stored.resource_id}/_history/{stored.version}"
             records += self._events(scope, WRITE_SUBTYPES[stored.method], whose, entity=entity)
         tx.add_audit(records)
@@ -275,6 +273,18 @@ def scope_actor(scope: AuditScope) -> Actor:
 def each_patient(patients: set[str]) -> list[str | None]:
     """One event per patient, or one event about no patient."""
     return [*sorted(patients)] if patients else [None]
+
+
+def changed_patients(
+    tx: SqlWriteTransaction, stored: StoredVersion, previous: StoredVersion | None
+) -> set[str]:
+    """Whose data a version written by `tx` is: as the write found it from the index values
+    (no second evaluation of the compartment expressions), or from the body itself; a deletion
+    leaves no body: the version it replaced says."""
+    if stored.body is None:
+        return patients_of([previous] if previous else [])
+    known = tx.patients.get((stored.resource_type, stored.resource_id, stored.version))
+    return set(known) if known is not None else patients_of([stored])
 
 
 def patients_of(versions: Iterable[StoredVersion]) -> set[str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from santinel.auth.principal import Principal
 from santinel.errors import BadRequest, FhirError
 from santinel.fhir.json import JsonObject, dumps
+from santinel.fhir.references import references as references_in
 from santinel.fhir.resource_types import is_resource_type
 from santinel.services.request import FhirRequest
 
@@ -32,6 +34,12 @@ class Entry:
     headers: dict[str, str]
     resource: JsonObject | None
     full_url: str | None
+
+    @cached_property
+    def references(self) -> list[str]:
+        """Every `reference` string of the resource (access checks and rewriting both read
+        them)."""
+        return references_in(self.resource or {})
 
     @property
     def where(self) -> str:

@@ -11,7 +11,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from santinel.errors import BadRequest, FhirError, Forbidden, PayloadTooLarge
-from santinel.fhir import references, validation
+from santinel.fhir import validation
 from santinel.fhir.bundle import bundle as make_bundle
 from santinel.fhir.json import JsonObject, parse_object
 from santinel.fhir.outcome import operation_outcome
@@ -37,7 +37,7 @@ async def process(service: FhirService, request: FhirRequest) -> FhirResponse:
         raise PayloadTooLarge(f"The Bundle has more than {limit} entries, this server's limit.")
     match bundle.get("type"):
         case "transaction":
-            return await _transaction(service, request)
+            return await _transaction(service, request, bundle)
         case "batch":
             return await _batch(service, request, bundle)
         case other:
@@ -61,9 +61,11 @@ async def _batch(service: FhirService, request: FhirRequest, bundle: JsonObject)
     return FhirResponse(200, make_bundle("batch-response", entries, []))
 
 
-async def _transaction(service: FhirService, request: FhirRequest) -> FhirResponse:
+async def _transaction(
+    service: FhirService, request: FhirRequest, read: JsonObject
+) -> FhirResponse:
     bundle = validation.parse_resource(
-        request.body, expected_type="Bundle", allow_conditional_references=True
+        request.body, expected_type="Bundle", allow_conditional_references=True, parsed=read
     )
     entries: list[Entry] = []
     for parsed in entries_of(bundle, request.base_url):
@@ -136,7 +138,7 @@ def _require_entry(request: FhirRequest, entry: Entry) -> None:
         guard.require(request.principal, entry.interaction(), entry.resource_type)
         if "if-none-exist" in entry.headers or entry.is_conditional:
             guard.require(request.principal, "search-type", entry.resource_type)
-        for reference in references.references(entry.resource or {}):
+        for reference in entry.references:
             target, question, _ = reference.partition("?")
             if question and "://" not in target:
                 guard.require(request.principal, "search-type", target)

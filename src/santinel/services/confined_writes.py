@@ -18,7 +18,7 @@ A transaction fails whole on the first refusal: the error leaves `run_write`, wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from santinel.auth.policy import AccessDecision
@@ -75,6 +75,9 @@ class ConfinedTx:
         if self.interaction in CHANGES and found is not None:
             self._check_existing(found)
         return found
+
+    async def preload(self, refs: Iterable[tuple[ResourceType, ResourceId]]) -> None:
+        await self.tx.preload(refs)  # nothing is returned: `current` checks what it answers
 
     async def write_version(
         self,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from santinel.audit.checkpoint import load_or_create_key
 from santinel.crypto.jwt import KeyRing
+from santinel.services import startup_heap
 from santinel.services.audit import AuditService
 from santinel.services.authn import Authenticator
 from santinel.services.dispatch import FhirService
@@ -93,6 +94,7 @@ class Container:
             repository.sealer.on_tamper = tamper_recorder(audit)
         security_events.set_audit_hook(audit.lockout)
         audit.start()
+        startup_heap.freeze_once()
         return cls(
             settings,
             repository,

@@ -64,6 +64,7 @@ async def run(
     for entry in writes:
         if entry.resource is not None:
             await _resolve_conditional_references(as_entry(entry), entry, plan)
+    await tx.preload(_existing_targets(writes, plan))
     outcomes: dict[int, Outcome] = {}
     for entry in writes:
         try:
@@ -116,6 +117,16 @@ async def _find_target(tx: WriteTransaction, entry: Entry, plan: Plan) -> tuple[
     return rtype, checked_id(entry.path[1])
 
 
+def _existing_targets(writes: list[Entry], plan: Plan) -> list[tuple[ResourceType, ResourceId]]:
+    """The resources whose current version the writes read (not those of new ids)."""
+    return [
+        (ResourceType(target[0]), ResourceId(target[1]))
+        for entry in writes
+        if (target := plan.targets.get(entry.index)) is not None
+        and (entry.method != "POST" or entry.index in plan.existing)
+    ]
+
+
 def _refuse_duplicates(writes: list[Entry], plan: Plan) -> None:
     seen: dict[tuple[str, str], int] = {}
     for entry in writes:
@@ -132,7 +143,7 @@ def _refuse_duplicates(writes: list[Entry], plan: Plan) -> None:
 
 
 async def _resolve_conditional_references(tx: WriteTransaction, entry: Entry, plan: Plan) -> None:
-    for reference in references.references(entry.resource):
+    for reference in entry.references:
         if "?" not in reference or reference in plan.mapping or "://" in reference:
             continue
         rtype, _, query = reference.partition("?")
@@ -184,6 +195,8 @@ def _rewritten(entry: Entry, plan: Plan) -> JsonObject:
         for url, target in plan.mapping.items()
         if "://" in url or url.startswith("urn:")
     }
+    if not absolute and not any(resolve(reference) for reference in entry.references):
+        return dict(entry.resource or {})  # nothing to rewrite: spare the deep copy
     resource: Any = references.rewrite(entry.resource or {}, resolve, absolute)
     return dict(resource)
 

@@ -15,7 +15,7 @@ system `…v2-0203` and code `MR|12345`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -27,27 +27,28 @@ CONTACT_SYSTEMS = {"phone", "fax", "email", "pager", "url", "sms", "other"}
 OF_TYPE = ":of-type"
 
 
-def token_values(param: str, node: Node) -> Iterator[TokenValue]:
+def token_values(param: str, node: Node) -> list[TokenValue]:
+    # lists, not generators: tokens are most of a resource's index values
     data = node.data
     if isinstance(data, bool):
-        yield TokenValue(param, None, "true" if data else "false")
-    elif isinstance(data, str):
-        if data:
-            yield TokenValue(param, None, data)
-    elif isinstance(data, int | Decimal | float):
-        yield TokenValue(param, None, str(data))
-    elif isinstance(data, Mapping):
-        kind = node.type or _guess(data)
-        if kind == "CodeableConcept":
-            yield from _concept(param, data)
-        elif kind == "Coding":
-            yield from _coding(param, data)
-        elif kind == "Identifier":
-            yield from _identifier(param, data)
-        elif kind == "ContactPoint":
-            value = _text(data.get("value"))
-            if value is not None:
-                yield TokenValue(param, _text(data.get("system")), value)
+        return [TokenValue(param, None, "true" if data else "false")]
+    if isinstance(data, str):
+        return [TokenValue(param, None, data)] if data else []
+    if isinstance(data, int | Decimal | float):
+        return [TokenValue(param, None, str(data))]
+    if not isinstance(data, Mapping):
+        return []
+    kind = node.type or _guess(data)
+    if kind == "CodeableConcept":
+        return _concept(param, data)
+    if kind == "Coding":
+        return _coding(param, data)
+    if kind == "Identifier":
+        return _identifier(param, data)
+    if kind == "ContactPoint":
+        value = _text(data.get("value"))
+        return [TokenValue(param, _text(data.get("system")), value)] if value is not None else []
+    return []
 
 
 def _guess(data: Mapping[str, Any]) -> str | None:
@@ -60,34 +61,41 @@ def _guess(data: Mapping[str, Any]) -> str | None:
     return "Coding" if "code" in data else None
 
 
-def _concept(param: str, data: Mapping[str, Any]) -> Iterator[TokenValue]:
+def _concept(param: str, data: Mapping[str, Any]) -> list[TokenValue]:
+    found: list[TokenValue] = []
     for coding in data.get("coding") or ():
         if isinstance(coding, Mapping):
-            yield from _coding(param, coding)
+            found += _coding(param, coding)
     text = _normalized(data.get("text"))
     if text is not None:
-        yield TokenValue(param, None, None, text)
+        found.append(TokenValue(param, None, None, text))
+    return found
 
 
-def _coding(param: str, data: Mapping[str, Any]) -> Iterator[TokenValue]:
+def _coding(param: str, data: Mapping[str, Any]) -> list[TokenValue]:
     system, code = _text(data.get("system")), _text(data.get("code"))
     display = _normalized(data.get("display"))
     if system is not None or code is not None or display is not None:
-        yield TokenValue(param, system, code, display)
+        return [TokenValue(param, system, code, display)]
+    return []
 
 
-def _identifier(param: str, data: Mapping[str, Any]) -> Iterator[TokenValue]:
+def _identifier(param: str, data: Mapping[str, Any]) -> list[TokenValue]:
     system, value = _text(data.get("system")), _text(data.get("value"))
     kind = data.get("type")
     kind = kind if isinstance(kind, Mapping) else {}
+    found: list[TokenValue] = []
     if system is not None or value is not None:
-        yield TokenValue(param, system, value, _normalized(kind.get("text")))
+        found.append(TokenValue(param, system, value, _normalized(kind.get("text"))))
     if value is None:
-        return
+        return found
     for coding in kind.get("coding") or ():
         code = _text(coding.get("code")) if isinstance(coding, Mapping) else None
         if code is not None:
-            yield TokenValue(param + OF_TYPE, _text(coding.get("system")), f"{code}|{value}")
+            found.append(
+                TokenValue(param + OF_TYPE, _text(coding.get("system")), f"{code}|{value}")
+            )
+    return found
 
 
 def _text(value: Any) -> str | None:

@@ -16,7 +16,7 @@ Besides the values named by their parameter code, two derived token values suppo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -27,7 +27,13 @@ from santinel.fhir.search.convert_number import number_values, quantity_values
 from santinel.fhir.search.convert_reference import reference_values, uri_values
 from santinel.fhir.search.convert_string import string_values
 from santinel.fhir.search.convert_token import token_values
-from santinel.fhir.search.fhirpath import Node, compile_path, top_elements
+from santinel.fhir.search.fhirpath import (
+    CompiledPath,
+    Node,
+    compile_path,
+    start_node,
+    top_elements,
+)
 from santinel.fhir.search.registry import SearchParam, params_for
 from santinel.fhir.search.values import CompositeValue, ExtractedValue, IndexValue
 
@@ -47,7 +53,11 @@ CONVERTERS: dict[str, Converter] = {
 class _Step:
     param: SearchParam
     expression: str
-    roots: frozenset[str] | None  # top-level elements the expression reads; None: unknown
+    # the top-level keys it needs: one of each set must be present (None: nothing is known)
+    roots: tuple[frozenset[str], ...] | None
+    path: CompiledPath
+    fast: bool  # `path` is walked (it starts from `start_node`), not run by fhirpathpy
+    convert: Converter | None  # None: a composite (its components convert)
 
 
 def extract(resource: Mapping[str, Any]) -> list[ExtractedValue]:
@@ -55,12 +65,11 @@ def extract(resource: Mapping[str, Any]) -> list[ExtractedValue]:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str) or not params_for(resource_type):
         return []
-    present = _present(resource)
+    start = start_node(resource)  # where the fast walks start, made once
     found: dict[ExtractedValue, None] = {}
-    for step in _plan(resource_type):
-        if step.roots is not None and step.roots.isdisjoint(present):
-            continue
-        for value in _checked(step, resource, resource_type):
+    for step in _steps_for(resource_type, tuple(resource)):
+        target = start if step.fast else resource
+        for value in _checked(step, target, resource, resource_type):
             found[value] = None
     return list(found)
 
@@ -75,14 +84,17 @@ def extract_params(resource: Mapping[str, Any], codes: Iterable[str]) -> list[Ex
     found: dict[ExtractedValue, None] = {}
     for step in _plan(resource_type):
         if step.param.code in wanted:
-            for value in _checked(step, resource, resource_type):
+            for value in _checked(step, resource, resource, resource_type):
                 found[value] = None
     return list(found)
 
 
-def _checked(step: _Step, resource: Mapping[str, Any], resource_type: str) -> list[ExtractedValue]:
+def _checked(
+    step: _Step, target: Any, resource: Mapping[str, Any], resource_type: str
+) -> list[ExtractedValue]:
+    """The values of one parameter; `target`: the resource, or its fast-walk start node."""
     try:
-        return list(_evaluate(step, resource))
+        return _evaluate(step, target, resource)
     except FhirError:
         raise
     except Exception as exc:  # the FHIRPath engine failing on valid data is our fault
@@ -104,14 +116,14 @@ def precompile(resource_types: Iterable[str]) -> int:
     return count
 
 
-def _evaluate(step: _Step, resource: Mapping[str, Any]) -> Iterator[ExtractedValue]:
+def _evaluate(step: _Step, target: Any, resource: Mapping[str, Any]) -> list[ExtractedValue]:
     param = step.param
-    nodes = compile_path(step.expression)(resource)
-    if param.type != "composite":
-        convert = CONVERTERS[param.type]
-        for node in nodes:
-            yield from convert(param.code, node)
-        return
+    nodes = step.path(target)
+    convert = step.convert
+    if convert is not None:
+        code = param.code
+        return [value for node in nodes for value in convert(code, node)]
+    found: list[ExtractedValue] = []
     variables = {"resource": resource}
     for node in nodes:
         parts: list[IndexValue] = []
@@ -127,7 +139,8 @@ def _evaluate(step: _Step, resource: Mapping[str, Any]) -> Iterator[ExtractedVal
                 break
             parts.extend(values)
         else:
-            yield CompositeValue(param.code, tuple(parts))
+            found.append(CompositeValue(param.code, tuple(parts)))
+    return found
 
 
 @cache
@@ -138,15 +151,43 @@ def _plan(resource_type: str) -> tuple[_Step, ...]:
             continue
         if param.type != "composite" and param.type not in CONVERTERS:
             continue
-        steps.append(_Step(param, param.expression, top_elements(param.expression, resource_type)))
+        convert = CONVERTERS.get(param.type)
+        roots = _roots(param, param.expression, resource_type)
+        path = compile_path(param.expression)
+        steps.append(_Step(param, param.expression, roots, path, path.is_fast, convert))
     return tuple(steps)
 
 
-def _present(resource: Mapping[str, Any]) -> set[str]:
-    names: set[str] = set()
-    for key in resource:
-        names.update(_element_names(key))
-    return names
+@lru_cache(maxsize=4096)  # bounded: the keys come from clients (validated elements, though)
+def _steps_for(resource_type: str, keys: tuple[str, ...]) -> tuple[_Step, ...]:
+    """The parameters worth evaluating on a resource with these top-level keys: resources of a
+    kind share a few shapes, so the test of each parameter's roots is made once per shape."""
+    present = {name for key in keys for name in _element_names(key)}
+    return tuple(
+        step
+        for step in _plan(resource_type)
+        if step.roots is None or not any(needed.isdisjoint(present) for needed in step.roots)
+    )
+
+
+def _roots(
+    param: SearchParam, expression: str, resource_type: str
+) -> tuple[frozenset[str], ...] | None:
+    """What a parameter needs at the top of a resource to give any value. A composite on the
+    resource itself (`Observation` with components `code` and `value.ofType(Quantity)`) gives
+    values only when every component does: it needs the top-level keys of each."""
+    roots = top_elements(expression, resource_type)
+    if roots is not None:
+        return (roots,)
+    if param.type != "composite" or expression != resource_type:
+        return None
+    components = [
+        top_elements(c.expression, resource_type) if c.expression else None
+        for c in param.components
+    ]
+    if not components or any(keys is None for keys in components):
+        return None
+    return tuple(keys for keys in components if keys is not None)
 
 
 @lru_cache(maxsize=4096)  # bounded: keys come from clients

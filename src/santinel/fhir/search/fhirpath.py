@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
-from typing import Any, cast
+from functools import cache, lru_cache
+from typing import Any, NamedTuple, cast
 
 import fhirpathpy
 from fhirpathpy.engine.nodes import ResourceNode
@@ -55,10 +54,10 @@ REFERENCE = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     """One FHIRPath result: its FHIR type when known (None for backbone elements), its JSON data,
-    and the engine's node (to evaluate relative expressions on it, e.g. composite components)."""
+    and the engine's node (to evaluate relative expressions on it, e.g. composite components).
+    A named tuple: thousands are made per Bundle, and a tuple is the cheapest to make."""
 
     type: str | None
     data: Any
@@ -81,15 +80,21 @@ def _known_types() -> frozenset[str]:
 def _resolve(references: list[Any]) -> list[Any]:
     stubs: list[Any] = []
     for reference in references:
-        if not isinstance(reference, Mapping):
-            continue
-        literal = reference.get("reference")
-        target = literal_target(literal) if isinstance(literal, str) else None
-        if target is None and isinstance(reference.get("type"), str):
-            target = (reference["type"], "")
+        target = _resolved_target(reference)
         if target is not None:
             stubs.append(make_node({"resourceType": target[0], "id": target[1]}, None))
     return stubs
+
+
+def _resolved_target(reference: Any) -> tuple[str, str] | None:
+    """(type, id) `resolve()` gives for a Reference: its literal target, or its `type`."""
+    if not isinstance(reference, Mapping):
+        return None
+    literal = reference.get("reference")
+    target = literal_target(literal) if isinstance(literal, str) else None
+    if target is None and isinstance(reference.get("type"), str):
+        target = (reference["type"], "")
+    return target
 
 
 OPTIONS: dict[str, Any] = {
@@ -117,9 +122,15 @@ class CompiledPath:
 
     def __call__(self, target: Any, variables: Mapping[str, Any] | None = None) -> list[Node]:
         if self._function is not None:
+            if isinstance(target, _Item):  # a node of the fast walk (a composite's element)
+                target = make_node(target.data, target.path)
             return [_node(item) for item in self._function(target, dict(variables or {}))]
         start = _start(target)
-        return [_node(item) for chain in self._chains or () for item in chain.walk(start)]
+        return [
+            Node(_type_name(item.path, item.data), item.data, item)
+            for chain in self._chains or ()
+            for item in chain.walk(start)
+        ]
 
 
 @cache
@@ -129,22 +140,29 @@ def compile_path(expression: str) -> CompiledPath:
 
 
 def top_elements(expression: str, resource_type: str) -> frozenset[str] | None:
-    """The top-level elements a navigation expression starts from (`Observation.value.ofType(
-    Quantity)` → `value`): without them it yields nothing. None when that cannot be told (the
+    """The top-level JSON keys a navigation expression starts from (`Observation.status` →
+    `status`; of a choice element, only the types it keeps: `Observation.value.ofType(Quantity)`
+    → `valueQuantity`): without one of them it yields nothing. None when that cannot be told (the
     expression is the resource itself, or is not plain navigation: `deceased.exists()` is true or
     false whether `deceased` is there or not)."""
     chains = _parse_chains(expression)
     if chains is None:
         return None
-    names = set()
+    keys: set[str] = set()
     for chain in chains:
         steps = chain.steps
         if steps[0][1] == resource_type:
             steps = steps[1:]
         if not steps or steps[0][0] != "name" or steps[0][1][:1].isupper():
             return None
-        names.add(steps[0][1])
-    return frozenset(names)
+        name = steps[0][1]
+        kept = set()
+        if len(steps) > 1 and steps[1][0] == "of_type":  # as the walk filters them
+            kept = {
+                key for key, path in _child_keys(resource_type, name) if _is_type(path, steps[1][1])
+            }
+        keys |= kept or {name}
+    return frozenset(keys)
 
 
 # --- the fast walk ------------------------------------------------------------------------------
@@ -165,22 +183,28 @@ class _Chain:
     """A navigation chain: element names, `ofType(T)`, `where(resolve() is T)`,
     `where(element = 'literal')`, starting at the resource type or at the context node."""
 
-    __slots__ = ("steps",)
+    __slots__ = ("_after_root", "_root", "steps")
 
     def __init__(self, steps: tuple[Step, ...]) -> None:
         self.steps = steps
-
-    def walk(self, start: Any) -> list[Any]:
-        items = [start]
-        steps = self.steps
         first = steps[0]
-        if first[0] == "name" and first[1][:1].isupper():  # `Observation.…`
-            if not isinstance(start.data, Mapping) or start.data.get("resourceType") != first[1]:
-                return []
-            steps = steps[1:]
-        for kind, argument, literal in steps:
+        # `Observation.…` starts at the resource, if it is one of that type
+        self._root = first[1] if first[0] == "name" and first[1][:1].isupper() else None
+        self._after_root = steps[1:] if self._root else steps
+
+    def walk(self, start: _Item) -> list[_Item]:
+        items = [start]
+        if self._root is not None and (
+            not isinstance(start.data, Mapping) or start.data.get("resourceType") != self._root
+        ):
+            return []
+        for kind, argument, literal in self._after_root:
             if kind == "name":
-                items = [child for item in items for child in _children(item, argument)]
+                items = (
+                    _children(items[0], argument)  # the usual case: one element to descend
+                    if len(items) == 1
+                    else [child for item in items for child in _children(item, argument)]
+                )
             elif kind == "of_type":
                 items = [item for item in items if _is_type(item.path, argument)]
             elif kind == "resolves_to":
@@ -210,34 +234,63 @@ def _parse_chains(expression: str) -> tuple[_Chain, ...] | None:
     return tuple(chains)
 
 
-def _start(target: Any) -> Any:
-    return target if isinstance(target, ResourceNode) else make_node(target, None)
+class _Item:
+    """A node of the fast walk: JSON data and its path in the model (what fhirpathpy's
+    `ResourceNode` keeps, without its cost: the walk makes one per element it visits)."""
+
+    __slots__ = ("data", "path")
+
+    def __init__(self, data: Any, path: str | None) -> None:
+        self.data = data
+        self.path = path
 
 
-def _children(item: Any, key: str) -> list[Any]:
-    data = item.data
-    if not isinstance(data, Mapping):
-        return []
-    path = f"{item.path}.{key}"
+def _item(data: Any, path: str | None) -> _Item:
+    # as `ResourceNode`: a (contained) resource's path is its type
+    if isinstance(data, dict) and "resourceType" in data:
+        return _Item(data, data["resourceType"])
+    return _Item(data, path)
+
+
+def start_node(resource: Any) -> _Item:
+    """`resource` as the node fast expressions start from (made once, for all of them)."""
+    return _item(resource, None)
+
+
+def _start(target: Any) -> _Item:
+    if isinstance(target, _Item):
+        return target
+    if isinstance(target, ResourceNode):
+        return _Item(target.data, target.path)
+    return _item(target, None)
+
+
+@lru_cache(maxsize=4096)  # bounded: a contained resource's type comes from the client
+def _child_keys(parent: str | None, name: str) -> tuple[tuple[str, str], ...]:
+    """Where element `name` of a `parent`-typed node may be: (JSON key, its path in the model)
+    in the order fhirpathpy tries them (`value` → `valueQuantity`, `valueString`, …)."""
+    path = f"{parent}.{name}"
     path = PATHS_ELSEWHERE.get(path, path)
     choices = CHOICES.get(path)
-    value = None
     if choices is not None:
-        for choice in choices:
-            value = data.get(key + choice)
-            if value is not None:
-                path += choice
-                break
-    else:
-        value = data.get(key)
-        if key == "extension":
-            path = "Extension"
-    if value is None:
+        return tuple((name + c, PATH_TYPES.get(path + c, path + c)) for c in choices)
+    if name == "extension":
+        path = "Extension"
+    return ((name, PATH_TYPES.get(path, path)),)
+
+
+def _children(item: _Item, name: str) -> list[_Item]:
+    data = item.data
+    if not isinstance(data, dict) and not isinstance(data, Mapping):  # dict: no ABC check
         return []
-    path = PATH_TYPES.get(path, path)
-    if isinstance(value, list):
-        return [make_node(v, path) for v in value if v is not None]
-    return [make_node(value, path)]
+    for key, path in _child_keys(item.path, name):
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            return [_item(v, path) for v in value if v is not None]
+        return [_item(value, path)]
+    return []
 
 
 def _is_type(path: str | None, wanted: str) -> bool:
@@ -254,10 +307,11 @@ def _is_type(path: str | None, wanted: str) -> bool:
 
 
 def _resolves_to(reference: Any, wanted: str) -> bool:
-    return any(_is_type(stub.path, wanted) for stub in _resolve([reference]))
+    target = _resolved_target(reference)
+    return target is not None and _is_type(target[0], wanted)
 
 
-def _field_equals(item: Any, field: str, literal: str) -> bool:
+def _field_equals(item: _Item, field: str, literal: str) -> bool:
     values = _children(item, field)
     return len(values) == 1 and values[0].data == literal
 

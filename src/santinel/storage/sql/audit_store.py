@@ -121,18 +121,25 @@ def _append_sqlite_transaction(
 ) -> int:
     connection.execute("BEGIN IMMEDIATE")  # the chain lock: SQLite's write lock
     try:
-        seq, previous = _sqlite_head(connection)
-        rows = []
-        for record in records:
-            seq += 1
-            previous = link(previous, seq, record)
-            rows.append((seq, *(getattr(record, c) for c in RECORD_COLUMNS), previous))
-        connection.executemany(SQLITE_INSERT, rows)
+        seq = chain_sqlite(records, connection)
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
+    return seq
+
+
+def chain_sqlite(records: Sequence[AuditRecord], connection: sqlite3.Connection) -> int:
+    """`append`'s head, links and insert on the sqlite3 connection, inside the transaction it
+    holds (whose write lock is the chain lock); the last seq."""
+    seq, previous = _sqlite_head(connection)
+    rows = []
+    for record in records:
+        seq += 1
+        previous = link(previous, seq, record)
+        rows.append((seq, *(getattr(record, c) for c in RECORD_COLUMNS), previous))
+    connection.executemany(SQLITE_INSERT, rows)
     return seq
 
 

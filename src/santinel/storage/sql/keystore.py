@@ -228,32 +228,40 @@ class DataKeys:
             return ()
         return _KeyRow(*found)
 
-    async def create(self, connection: AsyncConnection, owner: str, after: int) -> DataKey:
-        """A new key for `owner` (generation `after + 1`), inserted in the caller's
-        transaction; cached only once that transaction commits (`remember`)."""
+    async def create(
+        self, connection: AsyncConnection, owner: str, after: int
+    ) -> tuple[DataKey, dict[str, Any]]:
+        """A new key for `owner` (generation `after + 1`) and its `data_key` row, which the
+        caller inserts in its transaction (with that transaction's other rows: one round trip
+        less per new patient); cached only once that transaction commits (`remember`)."""
         await self._require_current_kek(connection)
-        return (await self._create(connection, owner, after + 1, cache=False)).key
+        created, row = await self._new(owner, after + 1)
+        return created.key, row
 
     async def _create(
         self, connection: AsyncConnection, owner: str, generation: int, *, cache: bool = True
     ) -> _Unwrapped:
-        key_id = uuid.uuid4().hex
-        secret = new_key()
-        wrapped = await self.provider.wrap(secret, wrap_context(key_id, owner))
-        await connection.execute(
-            insert(data_key).values(
-                key_id=key_id,
-                owner=owner,
-                generation=generation,
-                wrapped=wrapped,
-                kek_id=self.provider.kek_id,
-                created_us=now_micros(),
-            )
-        )
-        created = _Unwrapped(DataKey(key_id, secret), secret)
+        created, row = await self._new(owner, generation)
+        await connection.execute(insert(data_key), row)
         if cache:
             self.remember(created.key)
         return created
+
+    async def _new(self, owner: str, generation: int) -> tuple[_Unwrapped, dict[str, Any]]:
+        key_id = uuid.uuid4().hex
+        secret = new_key()
+        wrapped = await self.provider.wrap(secret, wrap_context(key_id, owner))
+        row = {
+            "key_id": key_id,
+            "owner": owner,
+            "generation": generation,
+            "wrapped": wrapped,
+            "kek_id": self.provider.kek_id,
+            "created_us": now_micros(),
+            "retired_us": None,
+            "erased_us": None,
+        }
+        return _Unwrapped(DataKey(key_id, secret), secret), row
 
     async def _require_current_kek(self, connection: AsyncConnection) -> None:
         """New keys must be wrapped by the database's current KEK (after a `rotate-kek` by

@@ -5,15 +5,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, exists, false, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Select,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from santinel.audit.records import AuditRecord
 from santinel.errors import Conflict, InvalidSearch
+from santinel.fhir.compartment_membership import PATIENT, referenced_owners
 from santinel.fhir.json import dumps, loads
 from santinel.fhir.resource import now_micros, stamp
 from santinel.fhir.search.extract import extract
@@ -27,8 +42,9 @@ from santinel.storage.base import (
     StoredVersion,
     TypeFilter,
 )
-from santinel.storage.sql import audit_store, dialects, migrations
+from santinel.storage.sql import batch_writes, dialects, migrations
 from santinel.storage.sql.audit_store import SqlAuditStore
+from santinel.storage.sql.batch_writes import Batch
 from santinel.storage.sql.point_reads import SqlitePointReader, Unavailable, point_reader
 from santinel.storage.sql.sealing import (
     BodyRef,
@@ -45,12 +61,28 @@ from santinel.storage.sql.sealing import (
 )
 from santinel.storage.sql.search import executor
 from santinel.storage.sql.search.blind import BlindRows
-from santinel.storage.sql.search.indexing import IndexBuffer
+from santinel.storage.sql.search.indexing import IndexBuffer, chunks
 from santinel.storage.sql.tables import data_key, resource, resource_history
 from santinel.types import ResourceId, ResourceType, VersionId
 
 T = TypeVar("T")
 MAX_WRITE_ATTEMPTS = 8
+# Built once: every update executes it with its own values (no per-row statement building).
+UPDATE_CURRENT = (
+    update(resource)
+    .where(
+        resource.c.res_type == bindparam("_res_type"),
+        resource.c.res_id == bindparam("_res_id"),
+        resource.c.version == bindparam("_version"),
+    )
+    .values(
+        version=bindparam("version"),
+        last_updated=bindparam("last_updated"),
+        deleted=bindparam("deleted"),
+        body=bindparam("body"),
+        key_id=bindparam("key_id"),
+    )
+)
 
 
 class SqlWriteTransaction:
@@ -66,13 +98,29 @@ class SqlWriteTransaction:
         blind = self._sealer.blind
         self._index = IndexBuffer(BlindRows(blind, self._sealer.plaintext_names) if blind else None)
         self._history: list[dict[str, Any]] = []
+        # First versions, inserted in one batch at `flush` (a resource is new to the database
+        # until then: its current version is in `_known`).
+        self._inserts: dict[tuple[str, str], dict[str, Any]] = {}
+        # Current versions this transaction read ahead (`preload`: sealed, opened when asked
+        # for) or wrote (plaintext): `current` answers them without a round trip.
+        self._preloaded: dict[tuple[str, str], tuple[StoredVersion, str | None] | None] = {}
+        self._known: dict[tuple[str, str], StoredVersion] = {}
         # every version this transaction wrote, with the one it replaced (audit: whose data)
         self.written: list[tuple[StoredVersion, StoredVersion | None]] = []
+        # the patients whose compartment holds each version written with a body (from its
+        # index values, already extracted: the audit need not evaluate them again)
+        self.patients: dict[tuple[str, str, int], frozenset[str]] = {}
         self.audit_records: list[AuditRecord] = []  # appended to the audit chain before commit
 
     async def current(
         self, resource_type: ResourceType, resource_id: ResourceId
     ) -> StoredVersion | None:
+        key = (resource_type, resource_id)
+        if key in self._known:
+            return self._known[key]
+        if key in self._preloaded:
+            found = self._preloaded[key]
+            return None if found is None else await opened(self.sealing().open, *found)
         query = _select_current().where(
             resource.c.res_type == resource_type, resource.c.res_id == resource_id
         )
@@ -82,6 +130,30 @@ class SqlWriteTransaction:
         if row is None:
             return None
         return await opened(self.sealing().open, _current_version(row), row.key_id)
+
+    async def preload(self, refs: Iterable[tuple[ResourceType, ResourceId]]) -> None:
+        """Read (and lock, where rows lock) the current versions of these resources in one
+        statement per 500, instead of one round trip each in `current`; opened when asked for
+        (an integrity failure then names the entry that asked)."""
+        wanted = sorted({key for key in refs if key not in self._known} - self._preloaded.keys())
+        for chunk in chunks(wanted):
+            by_type: dict[str, list[str]] = defaultdict(list)
+            for resource_type, resource_id in chunk:
+                by_type[resource_type].append(resource_id)
+            query = _select_current().where(
+                or_(
+                    *(
+                        and_(resource.c.res_type == resource_type, resource.c.res_id.in_(ids))
+                        for resource_type, ids in by_type.items()
+                    )
+                )
+            )
+            if self._lock_rows:
+                query = query.with_for_update()
+            rows = {(row.res_type, row.res_id): row for row in await self.connection.execute(query)}
+            for key in chunk:
+                row = rows.get(key)
+                self._preloaded[key] = None if row is None else (_current_version(row), row.key_id)
 
     def sealing(self) -> TxSealer:
         if self._sealing is None:
@@ -111,6 +183,11 @@ class SqlWriteTransaction:
         values = extract(stamped) if stamped is not None else []
         sealed, key_id = None, None
         if body is not None:  # sealed with its owner's data key; StoredVersion keeps plaintext
+            self.patients[(resource_type, resource_id, version)] = (
+                frozenset({resource_id})
+                if resource_type == PATIENT
+                else referenced_owners(resource_type, values)
+            )
             owner = owner_of(resource_type, resource_id, values)
             ref = BodyRef(resource_type, resource_id, version)
             # a Patient POSTed gets a fresh random id: no key can exist for it yet
@@ -123,19 +200,15 @@ class SqlWriteTransaction:
             "body": sealed,
             "key_id": key_id,
         }
+        key = (resource_type, resource_id)
         if previous is None:
-            await self.connection.execute(
-                insert(resource).values(res_type=resource_type, res_id=resource_id, **row)
-            )
+            self._inserts[key] = {"res_type": resource_type, "res_id": resource_id, **row}
         else:
+            if key in self._inserts:  # first written by this transaction, not yet inserted
+                await self._insert_new()
+            where = {"_res_type": resource_type, "_res_id": resource_id}
             result = await self.connection.execute(
-                update(resource)
-                .where(
-                    resource.c.res_type == resource_type,
-                    resource.c.res_id == resource_id,
-                    resource.c.version == previous.version,
-                )
-                .values(**row)
+                UPDATE_CURRENT, {**where, "_version": previous.version, **row}
             )
             if result.rowcount != 1:
                 raise _RetryWrite
@@ -153,6 +226,10 @@ class SqlWriteTransaction:
             resource_type, resource_id, version, last_updated, body is None, body, method
         )
         self.written.append((stored, previous))
+        # as `current` would read it back from the database (which does not keep the method)
+        self._known[key] = StoredVersion(
+            resource_type, resource_id, version, last_updated, body is None, body
+        )
         return stored
 
     def add_audit(self, records: Sequence[AuditRecord]) -> None:
@@ -163,13 +240,27 @@ class SqlWriteTransaction:
         """Rebuild the index rows of a current version (its plaintext body; `db reindex`)."""
         self._index.replace(resource_type, resource_id, loads(body), had_rows=True)
 
-    async def flush(self) -> None:
-        """Send the batched history and index rows (a unique version per resource is checked
-        here: a concurrent writer makes the insert fail and the whole transaction retry)."""
-        if self._history:
-            await self.connection.execute(insert(resource_history), self._history)
-            self._history = []
-        await self._index.flush(self.connection)
+    async def flush(self, *, with_audit: bool = False) -> None:
+        """Send the batched rows: new data keys, current versions, history, index rows, and
+        `with_audit` (right before the commit) the audit records, chained. A unique version per
+        resource is checked here: a concurrent writer makes an insert fail and the whole
+        transaction retry."""
+        batch = Batch(inserts=_key_inserts(self._sealing) if self._sealing else [])
+        batch.insert(resource, list(self._inserts.values()))
+        batch.insert(resource_history, self._history)
+        self._index.take(batch)
+        self._inserts, self._history = {}, []
+        if with_audit:
+            batch.audit, self.audit_records = self.audit_records, []
+        await batch_writes.send(self.connection, batch)
+
+    async def _insert_new(self) -> None:
+        """Insert the first versions written so far (a resource created concurrently makes
+        the insert fail: the whole transaction retries)."""
+        batch = Batch()
+        batch.insert(resource, list(self._inserts.values()))
+        self._inserts = {}
+        await batch_writes.send(self.connection, batch)
 
     async def serialize_on(self, key: str) -> None:
         await dialects.serialize_on(self.connection, key)
@@ -288,10 +379,9 @@ class SqlRepository:
                 async with self.writer.begin() as connection:
                     tx = SqlWriteTransaction(connection, self.sealer)
                     result = await work(tx)
-                    await tx.flush()
                     if self.before_commit is not None and tx.written:
-                        await self.before_commit(tx)
-                    await audit_store.append(connection, tx.audit_records)
+                        await self.before_commit(tx)  # the audit records of what `work` wrote
+                    await tx.flush(with_audit=True)
                 tx.committed()
                 return result
             except (_RetryWrite, IntegrityError):
@@ -343,6 +433,7 @@ class SqlRepository:
             # the query may name a patient (`family=…`): sealed like a body
             sealing = self.sealer.begin(connection, dialects.lock_clause(connection.dialect.name))
             stored = await seal_snapshot_query(sealing, resource_type, query)
+            await batch_writes.send(connection, Batch(inserts=_key_inserts(sealing)))
             snapshot_id = await executor.save_snapshot(
                 connection, resource_type, stored, ids, complete, owner
             )
@@ -455,6 +546,12 @@ class SqlRepository:
         await self.reader.dispose()
         if self.writer is not self.reader:
             await self.writer.dispose()
+
+
+def _key_inserts(sealing: TxSealer) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """The data keys `sealing` created, to insert with the rows they seal."""
+    rows = sealing.take_key_rows()
+    return [(data_key, rows)] if rows else []
 
 
 def _history_filters(query: HistoryQuery, prepare: Prepare) -> list[Any]:

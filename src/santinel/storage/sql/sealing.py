@@ -12,7 +12,7 @@ import dataclasses
 from base64 import b64decode, b64encode
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,6 +73,10 @@ class TxSealer(Protocol):
         assigned id), so its first key is created without looking for one."""
 
     async def open(self, ref: BodyRef, body: bytes | None, key_id: str | None) -> bytes | None: ...
+
+    def take_key_rows(self) -> list[dict[str, Any]]:
+        """The `data_key` rows of the keys `seal` created since the last call: whoever began
+        this sealing inserts them in the same transaction, before it commits."""
 
     def committed(self) -> None: ...
 
@@ -139,6 +143,7 @@ class KeyedTxSealer:
         self.sealer, self.connection, self.lock = sealer, connection, lock
         self.by_owner: dict[str, DataKey] = {}
         self.created: dict[str, DataKey] = {}
+        self._key_rows: list[dict[str, Any]] = []
 
     async def seal(
         self, ref: BodyRef, owner: str, body: bytes, *, fresh: bool = False
@@ -148,8 +153,9 @@ class KeyedTxSealer:
             keys = self.sealer.keys
             found = 0 if fresh else await keys.active(self.connection, owner, self.lock)
             if isinstance(found, int):  # none yet, or retired or erased: a new generation
-                found = await keys.create(self.connection, owner, found)
+                found, row = await keys.create(self.connection, owner, found)
                 self.created[found.key_id] = found
+                self._key_rows.append(row)
             key = found
             self.by_owner[owner] = key
         return key.seal(body, body_aad(ref, key.key_id)), key.key_id
@@ -166,6 +172,10 @@ class KeyedTxSealer:
             return None if key is None else key.open(body, body_aad(ref, key_id))
         except Tampered as exc:
             raise await self.sealer.tampered(ref, str(exc)) from None
+
+    def take_key_rows(self) -> list[dict[str, Any]]:
+        rows, self._key_rows = self._key_rows, []
+        return rows
 
     def committed(self) -> None:
         for key in self.created.values():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Table
 
 from santinel.fhir.search.extract import extract
 from santinel.fhir.search.normalize import MAX_INDEXED
@@ -15,7 +15,6 @@ from santinel.fhir.search.values import (
     CompositeValue,
     DateValue,
     ExtractedValue,
-    IndexValue,
     NumberValue,
     QuantityValue,
     ReferenceValue,
@@ -23,6 +22,7 @@ from santinel.fhir.search.values import (
     TokenValue,
     UriValue,
 )
+from santinel.storage.sql.batch_writes import Batch
 from santinel.storage.sql.search import composites
 from santinel.storage.sql.search.blind import BlindRows
 from santinel.storage.sql.tables import (
@@ -37,6 +37,7 @@ from santinel.storage.sql.tables import (
     search_uri,
 )
 
+T = TypeVar("T")
 MAX_TEXT = MAX_INDEXED  # the width of the indexed text columns; searches compare as many
 
 
@@ -77,26 +78,24 @@ class IndexBuffer:
                 )
         self._rows[(resource_type, resource_id)] = rows
 
-    async def flush(self, connection: AsyncConnection) -> None:
+    def take(self, batch: Batch) -> None:
+        """Move the planned deletions and rows into `batch` (sent by the transaction)."""
         for resource_type, ids in self._stale.items():
-            for chunk in _chunks(sorted(ids)):
+            for chunk in chunks(sorted(ids)):
                 for table in INDEX_TABLES:
-                    await connection.execute(
-                        delete(table).where(
-                            table.c.res_type == resource_type, table.c.res_id.in_(chunk)
-                        )
-                    )
+                    batch.deletions.append((table, resource_type, chunk))
         merged: dict[Table, list[dict[str, Any]]] = defaultdict(list)
         for tables in self._rows.values():
             for table, rows in tables.items():
                 merged[table].extend(rows)
         for table, rows in merged.items():
-            await connection.execute(insert(table), rows)
+            batch.insert(table, rows)
         self._stale.clear()
         self._rows.clear()
 
 
-def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+def chunks(ids: list[T], size: int = 500) -> list[list[T]]:
+    """`ids` in lists short enough for one `IN (…)` (SQLite binds at most 999 values)."""
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
@@ -104,27 +103,33 @@ def rows_by_table(
     resource_type: str, resource_id: str, values: list[ExtractedValue]
 ) -> dict[Table, list[dict[str, Any]]]:
     grouped: dict[Table, list[dict[str, Any]]] = defaultdict(list)
-    seen: set[tuple[Table, tuple[Any, ...]]] = set()
-    for table, row in _rows(resource_type, values):
-        key = (table, tuple(sorted(row.items())))
-        if key in seen:
-            continue
-        seen.add(key)
-        grouped[table].append({"res_type": resource_type, "res_id": resource_id, **row})
+    seen: set[tuple[Any, ...]] = set()
+    for table, row in _rows(resource_type, resource_id, values):
+        # every row of a table has the same keys in the same order (one executemany needs it):
+        # its values identify it
+        key = (table.name, *row.values())
+        if key not in seen:
+            seen.add(key)
+            grouped[table].append(row)
     return grouped
 
 
-def _rows(resource_type: str, values: list[ExtractedValue]) -> list[tuple[Table, dict[str, Any]]]:
+def _rows(
+    resource_type: str, resource_id: str, values: list[ExtractedValue]
+) -> list[tuple[Table, dict[str, Any]]]:
     found: list[tuple[Table, dict[str, Any]]] = []
     for value in values:
-        if isinstance(value, CompositeValue):
+        builder = ROW_BUILDERS.get(type(value))
+        if builder is not None:
+            table, build = builder
+            found.append((table, build(resource_type, resource_id, value)))
+        elif isinstance(value, CompositeValue):
             definition = search_param(resource_type, value.param)
             if definition is not None:
-                found += [(search_composite, row) for row in composites.rows(definition, value)]
-            continue
-        converted = _row(value)
-        if converted is not None:
-            found.append(converted)
+                found += [
+                    (search_composite, {"res_type": resource_type, "res_id": resource_id, **row})
+                    for row in composites.rows(definition, value)
+                ]
     return found
 
 
@@ -132,47 +137,89 @@ def _clip(text: str | None) -> str | None:
     return text[:MAX_TEXT] if text is not None else None
 
 
-def _row(value: IndexValue) -> tuple[Table, dict[str, Any]] | None:
-    match value:
-        case StringValue():
-            return search_string, {
-                "param": value.param,
-                "normalized": _clip(value.normalized),
-                "exact": value.exact,
-            }
-        case TokenValue():
-            return search_token, {
-                "param": value.param,
-                "system": value.system,
-                "code": _clip(value.code),
-                "text": _clip(value.text),
-            }
-        case DateValue():
-            return search_date, {"param": value.param, "start_us": value.start, "end_us": value.end}
-        case NumberValue():
-            return search_number, {
-                "param": value.param,
-                "value": value.value,
-                "low": value.low,
-                "high": value.high,
-            }
-        case QuantityValue():
-            return search_quantity, {
-                "param": value.param,
-                "value": value.value,
-                "low": value.low,
-                "high": value.high,
-                "system": value.system,
-                "code": _clip(value.code),
-                "unit": value.unit,
-            }
-        case ReferenceValue():
-            return search_reference, {
-                "param": value.param,
-                "target_type": value.target_type,
-                "target_id": value.target_id,
-                "url": value.url,
-            }
-        case UriValue():
-            return search_uri, {"param": value.param, "value": _clip(value.value)}
-    return None
+def _string_row(resource_type: str, resource_id: str, value: StringValue) -> dict[str, Any]:
+    return {
+        "res_type": resource_type,
+        "res_id": resource_id,
+        "param": value.param,
+        "normalized": _clip(value.normalized),
+        "exact": value.exact,
+    }
+
+
+def _token_row(resource_type: str, resource_id: str, value: TokenValue) -> dict[str, Any]:
+    return {
+        "res_type": resource_type,
+        "res_id": resource_id,
+        "param": value.param,
+        "system": value.system,
+        "code": _clip(value.code),
+        "text": _clip(value.text),
+    }
+
+
+def _date_row(resource_type: str, resource_id: str, value: DateValue) -> dict[str, Any]:
+    return {
+        "res_type": resource_type,
+        "res_id": resource_id,
+        "param": value.param,
+        "start_us": value.start,
+        "end_us": value.end,
+    }
+
+
+def _number_row(resource_type: str, resource_id: str, value: NumberValue) -> dict[str, Any]:
+    return {
+        "res_type": resource_type,
+        "res_id": resource_id,
+        "param": value.param,
+        "value": value.value,
+        "low": value.low,
+        "high": value.high,
+    }
+
+
+def _quantity_row(resource_type: str, resource_id: str, value: QuantityValue) -> dict[str, Any]:
+    return {
+        "res_type": resource_type,
+        "res_id": resource_id,
+        "param": value.param,
+        "value": value.value,
+        "low": value.low,
+        "high": value.high,
+        "system": value.system,
+        "code": _clip(value.code),
+        "unit": value.unit,
+    }
+
+
+def _reference_row(resource_type: str, resource_id: str, value: ReferenceValue) -> dict[str, Any]:
+    return {
+        "res_type": resource_type,
+        "res_id": resource_id,
+        "param": value.param,
+        "target_type": value.target_type,
+        "target_id": value.target_id,
+        "url": value.url,
+    }
+
+
+def _uri_row(resource_type: str, resource_id: str, value: UriValue) -> dict[str, Any]:
+    return {
+        "res_type": resource_type,
+        "res_id": resource_id,
+        "param": value.param,
+        "value": _clip(value.value),
+    }
+
+
+# by the value's class (a dictionary lookup instead of a chain of isinstance tests per value)
+ROW_BUILDERS: dict[type, tuple[Table, Callable[[str, str, Any], dict[str, Any]]]] = {
+    StringValue: (search_string, _string_row),
+    TokenValue: (search_token, _token_row),
+    DateValue: (search_date, _date_row),
+    NumberValue: (search_number, _number_row),
+    QuantityValue: (search_quantity, _quantity_row),
+    ReferenceValue: (search_reference, _reference_row),
+    UriValue: (search_uri, _uri_row),
+}
