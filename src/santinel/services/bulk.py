@@ -59,6 +59,7 @@ async def put_all(repository: FhirRepository, resources: Sequence[JsonObject]) -
     validated = [_validated(resource) for resource in resources]
 
     async def work(tx: WriteTransaction) -> WriteCounts:
+        await tx.prefetch([(rtype, rid) for rtype, rid, _ in validated])
         created = 0
         for rtype, rid, resource in validated:
             _, was_created = await write_update(tx, rtype, rid, resource, None)

@@ -76,6 +76,9 @@ class ConfinedTx:
             self._check_existing(found)
         return found
 
+    async def prefetch(self, refs: Sequence[tuple[ResourceType, ResourceId]]) -> None:
+        await self.tx.prefetch(refs)  # reads only: `current` checks each one when asked
+
     async def write_version(
         self,
         resource_type: ResourceType,

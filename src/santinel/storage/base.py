@@ -84,6 +84,10 @@ class WriteTransaction(Protocol):
     ) -> StoredVersion | None:
         """The current version (deleted or not), locked against concurrent writers."""
 
+    async def prefetch(self, refs: Sequence[tuple[ResourceType, ResourceId]]) -> None:
+        """Read and lock the current versions of `refs` at once, before `current` is asked for
+        each of them (a group write then pays one round trip instead of one per resource)."""
+
     async def write_version(
         self,
         resource_type: ResourceType,
