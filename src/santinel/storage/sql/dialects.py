@@ -173,9 +173,21 @@ def _install_deadline(dbapi_connection: Any, record: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def time_budget(connection: AsyncConnection, seconds: float) -> AsyncIterator[None]:
-    """Cancel statements of `connection` that run longer than `seconds` (→ `TooCostly`)."""
+    """Cancel statements of `connection` that run longer than `seconds` (→ `TooCostly`).
+
+    On PostgreSQL the search is also planned for its own values, every time: asyncpg prepares
+    statements, and after five runs PostgreSQL may switch to a generic plan made without the
+    values, which cannot tell a patient (ten rows) from a LOINC code (thirty thousand) and starts
+    from either: `Observation?patient=X&code=Y` took 0.3 ms planned for X and Y, 700 ms generic
+    at 10,000 patients (issue 3's scale benchmark). Planning costs about a millisecond."""
     if connection.dialect.name == "postgresql":
-        await connection.execute(text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
+        await connection.execute(
+            text(
+                "SELECT set_config('statement_timeout', :timeout, true),"
+                " set_config('plan_cache_mode', 'force_custom_plan', true)"
+            ),
+            {"timeout": str(int(seconds * 1000))},
+        )
         try:
             yield
         except DBAPIError as exc:

@@ -71,7 +71,8 @@ def _index_table(name: str, *columns: Column[object], indexes: tuple[Index, ...]
         Column("res_id", String(64), nullable=False),
         Column("param", String(100), nullable=False),
         *columns,
-        Index(f"ix_{name}_resource", "res_type", "res_id"),
+        # (0009) a resource's rows of one parameter: joins and sort keys seek straight to them
+        Index(f"ix_{name}_resource", "res_type", "res_id", "param"),
         *indexes,
     )
 

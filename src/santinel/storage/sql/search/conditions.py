@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, and_, false, or_, select, true
+from sqlalchemy.sql.util import ClauseAdapter
 
 from santinel.errors import InvalidSearch
 from santinel.fhir.dates import parse_date_criterion
@@ -75,40 +76,53 @@ def _criterion(criterion: Criterion, alias: Any) -> Any:
         return or_(*(parse_date_criterion(v).condition(alias.c.last_updated) for v in values))
     if modifier == "missing":
         return _missing(criterion, alias)
+    table, param, condition = index_rows(criterion)
+    ids = _index_ids(table, criterion.resource_type, param, condition)
+    if modifier == "not":
+        return alias.c.res_id.notin_(ids)
+    return alias.c.res_id.in_(ids)
+
+
+def index_rows(criterion: Criterion) -> tuple[Table, str, Any]:
+    """(index table, indexed parameter, condition on a row): a resource matches when one row of
+    its own meets the condition (`:not`, negated by the caller, when none does)."""
+    code, modifier, values = criterion.param.code, criterion.modifier, criterion.values
     if modifier == "identifier":
-        ids = _index_ids(
-            search_token,
-            criterion.resource_type,
-            f"{code}:identifier",
-            or_(*(tokens.system_code(v) for v in values)),
-        )
-        return alias.c.res_id.in_(ids)
+        return search_token, f"{code}:identifier", or_(*(tokens.system_code(v) for v in values))
     if criterion.param.type == "token" and modifier == "of-type":
-        ids = _index_ids(
-            search_token,
-            criterion.resource_type,
-            f"{code}:of-type",
-            tokens.condition(modifier, values),
-        )
-        return alias.c.res_id.in_(ids)
+        return search_token, f"{code}:of-type", tokens.condition(modifier, values)
     if criterion.param.type == "composite":
-        ids = _index_ids(
-            search_composite,
-            criterion.resource_type,
-            code,
-            composites.condition(criterion.param, values),
-        )
-        return alias.c.res_id.in_(ids)
+        return search_composite, code, composites.condition(criterion.param, values)
     table = TABLE_BY_TYPE.get(criterion.param.type)
     if table is None:
         raise InvalidSearch(
             f"Searching by '{code}' ({criterion.param.type}) is not supported.",
             issue_code="not-supported",
         )
-    ids = _index_ids(table, criterion.resource_type, code, value_condition(criterion))
-    if modifier == "not":
-        return alias.c.res_id.notin_(ids)
-    return alias.c.res_id.in_(ids)
+    return table, code, value_condition(criterion)
+
+
+def index_join(condition: Condition, alias: Any) -> tuple[Any, Any] | None:
+    """(index table alias, join condition) when `condition` is met by one index row of the
+    resource (a plain criterion), else None (`IN` / `NOT IN` subqueries stay for the rest).
+
+    Joined, the criteria of one search let the planner start from the most selective one and
+    look each candidate's rows of the others up by (res_type, res_id, param); as `IN`
+    subqueries, SQLite reads every row matching each criterion (`Observation?patient=X&code=Y`
+    reads the code's rows of all patients: a cost growing with the table, not the result)."""
+    if not isinstance(condition, Criterion) or isinstance(condition, Blinded):
+        return None
+    if condition.param.code in ("_id", "_lastUpdated") or condition.modifier in ("missing", "not"):
+        return None
+    table, param, where = index_rows(condition)
+    rows = table.alias()
+    on = and_(
+        rows.c.res_type == condition.resource_type,
+        rows.c.param == param,
+        rows.c.res_id == alias.c.res_id,
+        ClauseAdapter(rows).traverse(where),
+    )
+    return rows, on
 
 
 def value_condition(criterion: Criterion) -> Any:

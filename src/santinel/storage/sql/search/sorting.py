@@ -61,5 +61,10 @@ def _value(key: SortKey, alias: Any, resource_type: str) -> Any:
             table.c.res_id == alias.c.res_id,
             table.c.param == code,
         )
+        # One group (or none: NULL, as without it). Without GROUP BY, SQLite answers a lone
+        # min()/max() by walking the (res_type, param, value) index in value order until a row of
+        # this resource comes up: every row of the parameter, for each match (issue 3's scale
+        # benchmark); grouped, it seeks the resource's own rows (res_type, res_id, param).
+        .group_by(table.c.res_id)
         .scalar_subquery()
     )
