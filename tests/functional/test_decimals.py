@@ -136,3 +136,25 @@ def test_quantity_search_uses_the_precision_of_the_search_value(client: httpx.Cl
     assert ids("1.495") == []  # [1.4945, 1.4955) does not hold 1.50
     assert ids("gt1.49") == [rid]
     assert ids("lt1.50") == []
+
+
+def test_an_eq_search_with_more_digits_than_a_double_holds_finds_its_value(
+    client: httpx.Client,
+) -> None:
+    """The index holds doubles: a value written with more digits than a double holds is found by
+    that same literal (the range would otherwise collapse to nothing), not by a distant one."""
+    code = uuid.uuid4().hex
+    numbers = {**NUMBERS, "main": "12345678901234567890.123"}
+    response = client.post("/Observation", content=with_literals(observation(code), numbers))
+    assert response.status_code == 201, response.text
+    rid = response.json()["id"]
+
+    def ids(value: str) -> list[str]:
+        params = {"code": f"http://example.org/decimals|{code}", "value-quantity": value}
+        found = client.get("/Observation", params=params)
+        assert found.status_code == 200, found.text
+        return [e["resource"]["id"] for e in found.json().get("entry", [])]
+
+    assert ids("12345678901234567890.123") == [rid]
+    assert ids("ne12345678901234567890.123") == []
+    assert ids("12345678901234600000") == []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -40,4 +41,9 @@ def parse_number(text: str) -> NumberCriterion:
     half = (
         Decimal(5) * Decimal(10) ** (int(exponent) - 1) if isinstance(exponent, int) else Decimal(0)
     )
-    return NumberCriterion(prefix, float(number), float(number - half), float(number + half))
+    low, high = float(number - half), float(number + half)
+    if high <= low:
+        # more digits than a double holds: the range collapses to one double, the one the
+        # index holds for that value (it stores doubles): match exactly it
+        high = math.nextafter(low, math.inf)
+    return NumberCriterion(prefix, float(number), low, high)
