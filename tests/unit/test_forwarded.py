@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -85,3 +86,17 @@ def test_trusted_proxies() -> None:
     assert "unix:/run/sock" not in TRUSTED
     assert None not in TRUSTED
     assert "192.168.1.1" in TrustedProxies("*")
+
+
+def test_a_hostile_host_is_rejected_in_linear_time() -> None:
+    """A label-splitting ambiguity in the host pattern used to take seconds on 24 letters."""
+    for hostile in ("a" * 5000 + "!", ("a" * 63 + ".") * 10 + "!", "a-" * 2000 + "!"):
+        started = time.perf_counter()
+        changed = forwarded_scope(scope(("X-Forwarded-Host", hostile)), TRUSTED)
+        assert time.perf_counter() - started < 5  # linear: microseconds; exponential: hours
+        assert [v for k, v in changed["headers"] if k == b"host"] == [b"127.0.0.1:8080"]
+
+
+def test_a_bracketed_trusted_proxy_is_skipped_like_any_other() -> None:
+    changed = forwarded_scope(scope(("X-Forwarded-For", "203.0.113.7, [::1]")), TRUSTED)
+    assert changed["client"] == ("203.0.113.7", 0)

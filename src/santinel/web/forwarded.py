@@ -22,7 +22,11 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.?)+|\[[0-9A-Fa-f:.]+\]")
+# Labels separated by mandatory dots: an optional dot inside a repeated group would let a
+# string of letters split into labels in exponentially many ways (catastrophic backtracking).
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+HOST = re.compile(rf"{LABEL}(?:\.{LABEL})*\.?|\[[0-9A-Fa-f:.]+\]")
+MAX_HOST = 260  # a DNS name (253) with a port
 HOST_AND_PORT = re.compile(rf"(?P<host>{HOST.pattern})(?::(?P<port>\d{{1,5}}))?")
 PREFIX = re.compile(r"(?:/[A-Za-z0-9\-._~]+)+")
 SCHEMES = {"http": "http", "https": "https", "ws": "ws", "wss": "wss"}
@@ -105,7 +109,7 @@ def _original_client(forwarded_for: bytes | None, trusted: TrustedProxies) -> st
             ipaddress.ip_address(hop.strip("[]"))
         except ValueError:
             return None  # not an address: believe nothing of this header
-        if hop not in trusted:
+        if hop.strip("[]") not in trusted:
             return hop.strip("[]")
     return hops[0].strip("[]") if hops else None
 
@@ -122,7 +126,7 @@ def _host(headers: dict[bytes, bytes], scheme: str) -> str | None:
     """The original Host (with `X-Forwarded-Port` when it is not the scheme's default)."""
     # a list (several proxies): the first is the one the client asked for
     given = _text(headers.get(b"x-forwarded-host")).split(",")[0].strip()
-    matched = HOST_AND_PORT.fullmatch(given) if given else None
+    matched = HOST_AND_PORT.fullmatch(given) if 0 < len(given) <= MAX_HOST else None
     if matched is None:
         return None
     host, port = matched["host"], matched["port"]
