@@ -219,7 +219,7 @@ def token_issuer_audience(
     `oauth.endpoints_for` (which issues them) names them: audience = the FHIR base, issuer = that
     base without `/fhir` (`santinel.web.public_url`)."""
     audience = fhir_base if fhir_base is not None else public_url.fhir_base(request, settings)
-    return audience.removesuffix("/fhir"), audience
+    return public_url.issuer_of(audience), audience
 
 
 async def to_fhir_request(

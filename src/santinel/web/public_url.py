@@ -22,8 +22,12 @@ def fhir_base(request: Request, settings: Settings) -> str:
 
 
 def issuer(request: Request, settings: Settings) -> str:
-    """The FHIR base without `/fhir`: where the OAuth endpoints live."""
-    return fhir_base(request, settings).removesuffix("/fhir")
+    return issuer_of(fhir_base(request, settings))
+
+
+def issuer_of(base: str) -> str:
+    """The FHIR base without `/fhir`: where the OAuth endpoints live (the tokens' issuer)."""
+    return base.removesuffix("/fhir")
 
 
 def origin(request: Request) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -28,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from santinel.audit.records import AuditRecord
 from santinel.errors import Conflict, InvalidSearch
-from santinel.fhir.compartment_membership import PATIENT, referenced_owners
 from santinel.fhir.json import dumps, loads
 from santinel.fhir.resource import now_micros, stamp
 from santinel.fhir.search.extract import extract
@@ -53,9 +51,10 @@ from santinel.storage.sql.sealing import (
     Prepare,
     Sealer,
     TxSealer,
+    compartment_patients,
     open_snapshot_query,
     opened,
-    owner_of,
+    owner_for,
     seal_snapshot_query,
     search_preparer,
 )
@@ -137,16 +136,8 @@ class SqlWriteTransaction:
         (an integrity failure then names the entry that asked)."""
         wanted = sorted({key for key in refs if key not in self._known} - self._preloaded.keys())
         for chunk in chunks(wanted):
-            by_type: dict[str, list[str]] = defaultdict(list)
-            for resource_type, resource_id in chunk:
-                by_type[resource_type].append(resource_id)
             query = _select_current().where(
-                or_(
-                    *(
-                        and_(resource.c.res_type == resource_type, resource.c.res_id.in_(ids))
-                        for resource_type, ids in by_type.items()
-                    )
-                )
+                executor.refs_in(resource.c.res_type, resource.c.res_id, chunk)
             )
             if self._lock_rows:
                 query = query.with_for_update()
@@ -183,12 +174,10 @@ class SqlWriteTransaction:
         values = extract(stamped) if stamped is not None else []
         sealed, key_id = None, None
         if body is not None:  # sealed with its owner's data key; StoredVersion keeps plaintext
-            self.patients[(resource_type, resource_id, version)] = (
-                frozenset({resource_id})
-                if resource_type == PATIENT
-                else referenced_owners(resource_type, values)
-            )
-            owner = owner_of(resource_type, resource_id, values)
+            # whose data it is, once: it picks the data key and tells the audit
+            patients = compartment_patients(resource_type, resource_id, values)
+            self.patients[(resource_type, resource_id, version)] = patients
+            owner = owner_for(resource_type, patients)
             ref = BodyRef(resource_type, resource_id, version)
             # a Patient POSTed gets a fresh random id: no key can exist for it yet
             fresh = method == "POST" and previous is None and resource_type == "Patient"

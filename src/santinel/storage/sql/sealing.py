@@ -49,11 +49,23 @@ Prepare = Callable[[SearchQuery], SearchQuery]
 
 
 def owner_of(resource_type: str, resource_id: str, values: Iterable[ExtractedValue]) -> str:
-    """Whose data key seals a body: a Patient its own; a resource in one patient's compartment
-    that patient's; in several, the shared key (erased with none of them); else its type's."""
+    """Whose data key seals a body (see `owner_for`)."""
+    return owner_for(resource_type, compartment_patients(resource_type, resource_id, values))
+
+
+def compartment_patients(
+    resource_type: str, resource_id: str, values: Iterable[ExtractedValue]
+) -> frozenset[str]:
+    """The patients whose compartment holds a version, from its index values: a Patient is its
+    own."""
     if resource_type == PATIENT:
-        return patient_owner(resource_id)
-    patients = referenced_owners(resource_type, values)
+        return frozenset({resource_id})
+    return referenced_owners(resource_type, values)
+
+
+def owner_for(resource_type: str, patients: frozenset[str]) -> str:
+    """A Patient's or a resource in one patient's compartment: that patient's key; in several,
+    the shared key (erased with none of them); in none, its type's."""
     if len(patients) == 1:
         return patient_owner(next(iter(patients)))
     return SHARED_OWNER if patients else f"type:{resource_type}"
