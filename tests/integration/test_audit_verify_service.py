@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from santinel.services.audit import AuditService
 from santinel.services.audit_verify import AuditKeyNeeded, Keys
 from santinel.services.container import prepare_schema
 from santinel.settings import Settings
+from santinel.storage.sql import dialects
 from santinel.storage.sql.repository import SqlRepository
 from tests.services import postgres_database
 
@@ -134,27 +136,40 @@ def test_retention_off_keeps_everything(settings: Settings) -> None:
     asyncio.run(run())
 
 
+def synchronous_mode(connection: sqlite3.Connection) -> int:
+    """On the sqlite3 connection itself: through SQLAlchemy, the statement would begin a
+    transaction, and that sets FULL."""
+    return int(connection.execute("PRAGMA synchronous").fetchone()[0])
+
+
 @pytest.mark.parametrize("flush", [False, True])
 def test_read_events_commit_without_or_with_a_flush_and_data_changes_keep_theirs(
     settings: Settings, flush: bool
 ) -> None:
-    """`audit_flush_reads` off relaxes the flush of the audit transaction alone: the writer
-    connection is back to a flushed commit (SQLite synchronous=FULL; PostgreSQL
-    synchronous_commit on, the relaxation being SET LOCAL) for the next data change."""
+    """`audit_flush_reads` off relaxes the flush of audit-only transactions alone: every
+    transaction a data change begins commits flushed (SQLite synchronous=FULL, set back by the
+    writer's BEGIN; PostgreSQL synchronous_commit on, the relaxation being SET LOCAL), however
+    audit-only appends and data changes alternate on the one writer connection."""
 
     async def scenario() -> None:
         async with audit(settings) as service:
             service.flush_reads = flush
             actor = Actor(client_id="flush-tests", client_address="127.0.0.1")
-            await service.record([service.event(actor, Happening("read", patient="p1"))])
-            async with service.store.writer.connect() as connection:
-                if settings.database_url:
-                    setting = "SHOW synchronous_commit"
-                    assert (await connection.execute(text(setting))).scalar() == "on"
-                else:  # 2: FULL
-                    assert (await connection.execute(text("PRAGMA synchronous"))).scalar() == 2
+            for round_ in range(2):
+                await service.record([service.event(actor, Happening("read", patient="p1"))])
+                if not settings.database_url:  # 1: NORMAL, kept for the next appends
+                    async with service.store.writer.connect() as connection:
+                        mode = await dialects.run_on_sqlite(connection, synchronous_mode)
+                        assert mode == (2 if flush else 1), round_
+                async with service.store.writer.begin() as connection:  # a data change's
+                    if settings.database_url:
+                        setting = "SHOW synchronous_commit"
+                        assert (await connection.execute(text(setting))).scalar() == "on"
+                    else:  # 2: FULL
+                        mode = (await connection.execute(text("PRAGMA synchronous"))).scalar()
+                        assert mode == 2, round_
             verified = await audit_verify.verify(service.store, Keys([service.key]))
             assert verified.failure is None
-            assert verified.records == 1
+            assert verified.records == 2
 
     asyncio.run(scenario())

@@ -35,13 +35,15 @@ from santinel.services import audit_verify
 from santinel.services.audit_context import OPERATOR_ACTOR, AuditScope, current
 from santinel.services.ratelimit.events import SecurityEvent
 from santinel.storage.base import StoredVersion
-from santinel.storage.sql.audit_store import SqlAuditStore
+from santinel.storage.sql.audit_store import Appender, SqlAuditStore
 from santinel.storage.sql.repository import SqlWriteTransaction
 
 log = get_logger("santinel.audit")
 WRITE_SUBTYPES = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 READS = frozenset({"read", "vread"})
 CHECKPOINT_SECONDS = 10.0
+BATCHES_PER_LEASE = 16
+Pending = tuple[list[AuditRecord], asyncio.Future[None]]  # records and who awaits them
 RETENTION_FIRST_SECONDS = 60.0  # after start, then hourly
 RETENTION_EVERY_SECONDS = 3600.0
 
@@ -72,7 +74,7 @@ class AuditService:
         # the events of reads, refusals and sign-ins: fsync'ed each, or durable from the next
         # flushed commit on (see `SqlAuditStore.write`); data changes always flush
         self.flush_reads = flush_reads
-        self._pending: list[tuple[list[AuditRecord], asyncio.Future[None]]] = []
+        self._pending: list[Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._retainer: asyncio.Task[None] | None = None
@@ -165,21 +167,33 @@ class AuditService:
         await future
 
     async def _flush(self) -> None:
+        """Write what is pending, then what arrived meanwhile, on one leased writer connection
+        while batches keep coming (at most `BATCHES_PER_LEASE`, so data changes waiting for
+        the writer get their turn)."""
         while self._pending:
-            batch, self._pending = self._pending, []
             try:
-                await self.store.write(
-                    [r for records, _ in batch for r in records], flush=self.flush_reads
-                )
-            except Exception as exc:
-                log.error("audit trail write failed", error=type(exc).__name__)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(unavailable())
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                async with self.store.appender() as append:
+                    for _ in range(BATCHES_PER_LEASE):
+                        if not self._pending:
+                            break
+                        batch, self._pending = self._pending, []
+                        if not await self._write(append, batch):
+                            break  # the connection may be unusable: the next batch leases anew
+            except Exception as exc:  # no connection to lease (or it failed to close)
+                log.error("audit trail unavailable", error=type(exc).__name__)
+                batch, self._pending = self._pending, []
+                _settle(batch, unavailable())
+
+    async def _write(self, append: Appender, batch: list[Pending]) -> bool:
+        """Append one group commit and answer its waiters; False when it failed."""
+        try:
+            await append([r for records, _ in batch for r in records], self.flush_reads)
+        except Exception as exc:
+            log.error("audit trail write failed", error=type(exc).__name__)
+            _settle(batch, unavailable())
+            return False
+        _settle(batch, None)
+        return True
 
     # -- checkpoints ----------------------------------------------------------------------
     def start(self) -> None:
@@ -249,6 +263,16 @@ def event_id(now_us: int) -> str:
     bits): new ids land at the end of the unique index instead of on a random page of it, one
     page write per batch instead of one per record."""
     return f"{now_us:014x}{secrets.token_hex(9)}"
+
+
+def _settle(batch: list[Pending], error: AuditUnavailable | None) -> None:
+    for _, future in batch:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def unavailable() -> AuditUnavailable:

@@ -128,7 +128,7 @@ async def run_on_sqlite(connection: AsyncConnection, work: Callable[[sqlite3.Con
     driver = raw.driver_connection  # aiosqlite.Connection (its `_conn`: see _install_deadline)
     if driver is None:
         raise RuntimeError("no SQLite connection")
-    result: T = await driver._execute(work, driver._conn)
+    result: T = await driver._execute(work, _sqlite3_of(driver))
     return result
 
 
@@ -154,7 +154,40 @@ def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        # every transaction through SQLAlchemy (data changes, their audit records) commits
+        # with the fsync, whatever an audit-only append left the connection at
+        if id(_sqlite3_of(connection.connection.driver_connection)) in _relaxed_sqlite:
+            connection.exec_driver_sql("PRAGMA synchronous=FULL")
+            _relaxed_sqlite.discard(id(_sqlite3_of(connection.connection.driver_connection)))
         connection.exec_driver_sql(begin)
+
+
+# The sqlite3 connections (by id) currently at `synchronous=NORMAL`: commits that skip the fsync
+# (audit-only appends, `audit_flush_reads = false`). Kept in Python so that a run of such
+# appends sets it once instead of twice per group commit (every statement lets the driver
+# thread and the event loop trade the GIL). A stale id after a connection is closed can only
+# make a PRAGMA be issued for nothing, or an append keep FULL: never a data change unflushed.
+_relaxed_sqlite: set[int] = set()
+
+
+def _sqlite3_of(driver: Any) -> sqlite3.Connection:
+    """The sqlite3 connection behind an aiosqlite one (its thread's own object)."""
+    connection: sqlite3.Connection = driver._conn
+    return connection
+
+
+def sqlite_commits_flush(connection: sqlite3.Connection, flush: bool) -> None:
+    """Make the next commits of `connection` wait for the disk (`synchronous=FULL`) or not
+    (`NORMAL`: in WAL mode they survive a crash of the process, and reach the disk with the
+    next flushed commit or checkpoint); the PRAGMA only when that changes. Outside a
+    transaction."""
+    key = id(connection)
+    if flush and key in _relaxed_sqlite:
+        connection.execute("PRAGMA synchronous=FULL")
+        _relaxed_sqlite.discard(key)
+    elif not flush and key not in _relaxed_sqlite:
+        connection.execute("PRAGMA synchronous=NORMAL")
+        _relaxed_sqlite.add(key)
 
 
 def _install_deadline(dbapi_connection: Any, record: Any) -> None:
