@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from datetime import UTC, datetime
@@ -34,8 +35,12 @@ def instant(micros: int) -> str:
 
 def http_date(micros: int) -> str:
     """An RFC 9110 IMF-fixdate, for `Last-Modified`."""
-    moment = datetime.fromtimestamp(micros // 1_000_000, tz=UTC)
-    return moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return _imf_fixdate(micros // 1_000_000)
+
+
+@functools.lru_cache(maxsize=4096)  # strftime costs 5 µs; the same versions are read again
+def _imf_fixdate(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def stamp(
