@@ -173,3 +173,39 @@ def test_read_events_commit_without_or_with_a_flush_and_data_changes_keep_theirs
             assert verified.records == 2
 
     asyncio.run(scenario())
+
+
+def test_concurrent_records_and_data_changes_share_the_writer_and_one_chain(
+    settings: Settings,
+) -> None:
+    """Hundreds of concurrent audit appends (group-committed, several batches per leased
+    writer connection) interleaved with data-change transactions on the same writer: every
+    append completes, none is lost or doubled, the chain verifies, and every data change gets
+    the writer with its flushed commit."""
+
+    async def scenario() -> None:
+        async with audit(settings) as service:
+            service.flush_reads = False
+            actor = Actor(client_id="concurrency-tests", client_address="127.0.0.1")
+
+            async def read_event(n: int) -> None:
+                happening = Happening("read", patient=f"p{n % 7}", request_id=f"r{n}")
+                await service.record([service.event(actor, happening)])
+
+            async def data_change() -> int:
+                async with service.store.writer.begin() as connection:
+                    if settings.database_url:
+                        setting = "SHOW synchronous_commit"
+                        on = (await connection.execute(text(setting))).scalar() == "on"
+                        return 2 if on else 0
+                    return int((await connection.execute(text("PRAGMA synchronous"))).scalar())
+
+            results = await asyncio.gather(
+                *(read_event(n) for n in range(300)), *(data_change() for _ in range(20))
+            )
+            assert results[300:] == [2] * 20  # FULL on SQLite; "on" on PostgreSQL
+            verified = await audit_verify.verify(service.store, Keys([service.key]))
+            assert verified.failure is None
+            assert verified.records == 300
+
+    asyncio.run(scenario())
