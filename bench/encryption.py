@@ -11,8 +11,8 @@ in alternating rounds (`bench.core.measure`):
 
 - `read`: GET /fhir/Patient/<random loaded id> (AES-256-GCM open; the DEK is cached);
 - `create`: POST /fhir/Patient with a realistic French patient (a new patient: its DEK created
-  and wrapped by the KEK, the body sealed, ~70 blind-index digests for names, identifiers,
-  telecom, address and birth date) — the worst case;
+  and wrapped by the KEK, the body sealed, 37 blind-index digests for names, identifiers,
+  telecom, address and birth date: 70 before issue 8's cuts) — the worst case;
 - `observe`: POST /fhir/Observation for an existing patient (the common write: the patient's
   DEK looked up, the body sealed; no identifying index value).
 

@@ -3,13 +3,16 @@ the Vault provider against the local fake of its HTTP API)."""
 
 from __future__ import annotations
 
+import hmac
 import stat
 from pathlib import Path
 
 import anyio
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from santinel.crypto.blind_index import BlindIndex
+from santinel.crypto.blind_index import INFO, BlindIndex
 from santinel.crypto.envelope import DataKey, Tampered, associated_data, new_key
 from santinel.crypto.key_providers import (
     EnvKeyProvider,
@@ -68,6 +71,17 @@ def test_blind_index_terms_are_stable_per_scope_and_differ_across_scopes() -> No
     assert term != BlindIndex(new_key()).term("Patient.family", "v", "dupont")
     assert "dupont" not in term
     assert len(term) == 32
+
+
+def test_blind_index_terms_are_the_documented_hmac_so_stored_digests_stay_valid() -> None:
+    master = bytes(range(32))
+    scope_key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=INFO + b"Patient.family"
+    ).derive(master)
+    expected = hmac.digest(scope_key, b"p\x00dup", "sha256")[:16].hex()
+    index = BlindIndex(master)
+    assert index.term("Patient.family", "p", "dup") == expected
+    assert index.term("Patient.family", "p", "dup") == expected  # the cached state is unchanged
 
 
 def test_a_key_file_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:

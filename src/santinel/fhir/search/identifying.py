@@ -40,6 +40,22 @@ OTHER_PARAMS: dict[tuple[str, str], Protection] = {
 }
 REFERENCE_IDENTIFIER = ":identifier"
 
+# Protected parameters whose values the R4 expressions make values of other protected parameters
+# too (`Patient.name` holds every `Patient.name.family` and `.given`; `phonetic` is
+# `Patient.name` again; `Patient.address` holds `.city`, `.state` and `.postalCode`): a value
+# another parameter of the same resource already indexes is not indexed again, and a search
+# looks it up under both (`storage.sql.search.blind`). Each covering parameter's values are a
+# subset of the covered one's, so "has rows under either" is still `:missing=false`.
+COVERED_BY: dict[str, tuple[str, ...]] = {
+    "name": ("family", "given"),
+    "phonetic": ("family", "given", "name"),
+    "address": ("address-city", "address-state", "address-postalcode"),
+}
+# Tokens that are `telecom` restricted to one system (`Patient.telecom.where(system='phone')`):
+# answered from the `telecom` rows of that system (the system is stored in clear).
+TELECOM_OF_SYSTEM: dict[str, str] = {"phone": "phone", "email": "email"}
+TELECOM = "telecom"
+
 
 def protection(resource_type: str, index_param: str) -> Protection | None:
     """How values of `index_param` (a parameter code, or a derived `<code>:of-type` /

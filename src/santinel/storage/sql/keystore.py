@@ -12,8 +12,8 @@ most every `RECHECK_SECONDS` and drops its cached keys when it moved.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,7 +248,7 @@ class DataKeys:
         return created
 
     async def _new(self, owner: str, generation: int) -> tuple[_Unwrapped, dict[str, Any]]:
-        key_id = uuid.uuid4().hex
+        key_id = new_key_id()
         secret = new_key()
         wrapped = await self.provider.wrap(secret, wrap_context(key_id, owner))
         row = {
@@ -333,3 +333,11 @@ def wrong_kek_message(provider: KeyProvider, expected: str) -> str:
 class KeyedSealerRequired(RuntimeError):
     def __init__(self) -> None:
         super().__init__("key administration needs a repository opened with its data keys")
+
+
+def new_key_id() -> str:
+    """32 hex digits: the creation time (µs, already in `created_us`) then 72 random bits. In
+    creation order, a new key's entries land at the end of the key-id indexes (`data_key`,
+    `resource`, `resource_history`) instead of at a random page each: fewer page writes for each
+    new patient."""
+    return f"{now_micros():014x}{secrets.token_hex(9)}"
