@@ -5,7 +5,8 @@ indexes identifying values in clear — what encryption at rest costs is the dif
 `santinel serve` runs (`santinel.web.app.create_app`: same routes, policy, audit, database
 engine); the only difference is the sealer its container's repository uses: `NullSealer`
 instead of `services.encryption.open_sealer` (AES-256-GCM under per-patient keys, blind
-indexes). Nothing in `src/` can switch encryption off: the replacement lives only here.
+indexes), and `NullAuditSealer` for its audit bodies. Nothing in `src/` can switch
+encryption off: the replacement lives only here.
 
     python -m bench.null_cipher_app serve --port 8099 --data-dir DIR --http
 
@@ -14,18 +15,21 @@ Its data directory must be its own: it reads every body as plaintext.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
 
 from bench.swapped_app import app_with, serve
+from santinel.audit.records import AuditRecord
 from santinel.crypto.blind_index import BlindIndex
+from santinel.crypto.envelope import DataKey
 from santinel.services.container import Container
 from santinel.settings import Settings
+from santinel.storage.sql.audit_sealing import SealingPlan
 from santinel.storage.sql.repository import SqlRepository
-from santinel.storage.sql.sealing import BodyRef, Sealer, TxSealer
+from santinel.storage.sql.sealing import BodyRef, IntegrityFailure, Sealer, TxSealer
 
 
 class NullTxSealer:
@@ -58,7 +62,33 @@ class NullSealer:
         return None
 
 
+class NullAuditSealer:
+    """Audit bodies stored as built (no key id), read back as they are."""
+
+    seals = False
+
+    async def plan(
+        self,
+        records: Sequence[AuditRecord],
+        *,
+        connection: AsyncConnection | None = None,
+        known: Mapping[str, DataKey] | None = None,
+        excluded: Set[str] = frozenset(),
+    ) -> SealingPlan:
+        return SealingPlan(records, [None] * len(records))
+
+    def committed(self, plan: SealingPlan) -> None:
+        return None
+
+    async def unseal(self, record: AuditRecord, seq: int) -> bytes | None:
+        return record.body
+
+    async def tampered(self, record: AuditRecord, seq: int, why: str) -> IntegrityFailure:
+        return IntegrityFailure(why)
+
+
 async def null_sealer(settings: Settings, repository: SqlRepository) -> Sealer:
+    repository.audit.sealer = NullAuditSealer()  # `use_sealer` leaves it: not a KeyedSealer
     return NullSealer()
 
 

@@ -4,7 +4,6 @@ and patients see who accessed their record — and nothing about anyone else."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from typing import Any
@@ -13,8 +12,8 @@ import httpx
 import orjson
 import pytest
 
-from santinel.audit.chain import ChainedRow, first_break
-from santinel.storage.sql.repository import SqlRepository
+from santinel.audit.chain import ChainedRow
+from tests.audit_trail import opened_rows
 from tests.auth import mint, register_client, register_public_client, register_user
 from tests.services import LiveServer
 from tests.smart_browser import AuthorizationRun
@@ -23,17 +22,8 @@ HEADERS = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+
 
 
 def trail(server: LiveServer) -> list[ChainedRow]:
-    async def read() -> list[ChainedRow]:
-        repository = SqlRepository(server.settings.resolved_database_url())
-        try:
-            anchor = await repository.audit.anchor()
-            rows = [row async for row in repository.audit.rows(anchor.seq)]
-            assert first_break(rows, anchor.seq, anchor.hash) is None
-            return rows
-        finally:
-            await repository.close()
-
-    return asyncio.run(read())
+    """The verified chain, each body opened with the server's data keys."""
+    return opened_rows(server.settings)
 
 
 def events(server: LiveServer, request_id: str) -> list[dict[str, Any]]:

@@ -5,21 +5,24 @@ refused without both admin scopes or under a legal hold (`santinel patients hold
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import orjson
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
-from santinel.audit.chain import first_break
 from santinel.cli.main import app
 from santinel.storage.sql.keystore import RECHECK_SECONDS
 from santinel.storage.sql.repository import SqlRepository
+from santinel.storage.sql.tables import audit_event, data_key
+from tests.audit_trail import opened_rows
 from tests.auth import BearerAuth, mint, register_client
 from tests.services import TLS, LiveServer
 
@@ -125,17 +128,75 @@ def test_erasure_makes_every_version_of_the_compartment_unreadable(
 
 
 def audit_trail(server: LiveServer) -> list[Any]:
-    async def read() -> list[Any]:
-        repository = SqlRepository(server.settings.resolved_database_url())
-        try:
-            anchor = await repository.audit.anchor()
-            rows = [row async for row in repository.audit.rows(anchor.seq)]
-            assert first_break(rows, anchor.seq, anchor.hash) is None  # still verifies
-            return [row.record for row in rows]
-        finally:
-            await repository.close()
+    """The records, verified (the chain still verifies), their bodies opened."""
+    return [row.record for row in opened_rows(server.settings)]
 
-    return asyncio.run(read())
+
+def test_erasure_reaches_the_details_of_the_patients_audit_events(
+    client: httpx.Client, eraser: httpx.Client, server: LiveServer
+) -> None:
+    """Their events were sealed with their key: afterwards the name they were searched by is
+    unreadable, the log still says who accessed the record and when (the erased view), the
+    chain still verifies, and the erasure's own record stays readable."""
+    tag = uuid.uuid4().hex[:10]
+    pid, name = chart(client, tag)["patient"], f"E{tag}"
+    found = client.get("/Patient", params={"family:exact": name}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [pid]
+    with http_with(server, "system/Patient.rs system/AuditEvent.rs") as auditor:
+        before = {e["id"]: e for e in access_log(auditor, pid)}
+        assert any(name in query_of(e) for e in before.values())  # in clear through the API
+        assert erase(eraser, pid).status_code == 200
+        after = {e["id"]: e for e in access_log(auditor, pid)}
+        read_one = auditor.get(f"/AuditEvent/{next(iter(before))}").json()
+    assert name not in orjson.dumps([after, read_one]).decode()
+    assert read_one["meta"]["security"][0]["code"] == "REDACTED"
+    for event_id, was in before.items():
+        now = after[event_id]
+        assert now["meta"]["security"][0]["code"] == "REDACTED", now
+        assert not query_of(now)
+        assert all("network" not in agent for agent in now["agent"])
+        for kept in ("recorded", "action", "outcome", "subtype", "type"):
+            assert now[kept] == was[kept], kept
+        assert entity_refs(now) == entity_refs(was)  # the patient and the data reference
+    erasure = [e for e in after.values() if e["subtype"][0]["code"] == "$erase"]
+    assert len(erasure) == 1
+    assert "meta" not in erasure[0]  # sealed with the class key: the proof of erasure stays
+    owners = anyio.run(key_owners, server, pid)
+    assert owners[erasure[0]["id"]] == "type:audit"
+    assert {owners[event_id] for event_id in before} == {f"Patient/{pid}"}
+    verified = CliRunner().invoke(app, ["audit", "verify", *store_args(server)])
+    assert verified.exit_code == 0, verified.output
+    assert "sealed with an erased key" in verified.output
+
+
+def access_log(http: httpx.Client, pid: str) -> list[dict[str, Any]]:
+    found = http.get(f"/Patient/{pid}/$access-log", params={"_count": "200"})
+    assert found.status_code == 200, found.text
+    return [entry["resource"] for entry in found.json()["entry"]]
+
+
+def query_of(event: dict[str, Any]) -> str:
+    queries = [e["query"] for e in event.get("entity", []) if "query" in e]
+    return "".join(base64.b64decode(q).decode() for q in queries)
+
+
+def entity_refs(event: dict[str, Any]) -> list[str]:
+    return sorted(
+        e["what"]["reference"] for e in event.get("entity", []) if "reference" in e.get("what", {})
+    )
+
+
+async def key_owners(server: LiveServer, pid: str) -> dict[str, str]:
+    """The owner of the key sealing each stored event about `pid` (read without any key)."""
+    repository = SqlRepository(server.settings.resolved_database_url())
+    a, k = audit_event.c, data_key.c
+    query = select(a.event_id, k.owner).join_from(audit_event, data_key, a.key_id == k.key_id)
+    try:
+        async with repository.reader.connect() as connection:
+            rows = await connection.execute(query.where(a.patient == pid))
+            return {row.event_id: row.owner for row in rows}
+    finally:
+        await repository.close()
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,10 @@ One trail per backend is written by a real `santinel serve` process, with two si
 checkpoints taken by `santinel audit checkpoint` at known points and a few records after the
 last one; every case tampers with a fresh copy (a file copy; `CREATE DATABASE … TEMPLATE`).
 
-What each case shows (also in the README, "Audit trail"), tampering → how it is found:
+Bodies are sealed (AES-256-GCM, `storage.sql.audit_sealing`) and the chain covers them as
+stored: `verify` needs no key for the chain, and with the data keys (the KEK beside the data
+directory here) it also opens every body. What each case shows (also in the README, "Audit
+trail"), tampering → how it is found:
 
 - a record's body modified → its hash; that record is named;
 - a search column (patient) modified → its hash; that record;
@@ -15,14 +18,19 @@ What each case shows (also in the README, "Audit trail"), tampering → how it i
 - the records after the last checkpoint deleted → NOT detectable from the database alone;
 - signed records deleted with their checkpoints → only an exported checkpoint file shows it;
 - a forged record appended with a wrong hash → its hash; that record;
-- a forged record inserted in the middle with a correct hash, the later ones renumbered → the
-  displaced record's hash, recognised as moved by one; the forged record is named;
+- a forged record inserted in the middle with a correct hash, the later ones renumbered → its
+  body does not open at that place (with the data keys), or the displaced record's hash,
+  recognised as moved by one (without); the forged record is named;
 - two records' seq swapped → the hash; the first of them;
 - a body rewritten and every later hash recomputed → the signed checkpoint after it; the
   stretch between the last matching checkpoint and that one (with the stored checkpoints
   deleted too: only the exported file shows it);
 - a search column rewritten and every later hash recomputed → the column disagrees with the
-  body; that record;
+  (opened) body; that record;
+- a sealed body moved to another record, or given another key id, every later hash
+  recomputed → it does not open under its AAD (event id, seq, key id); that record (without
+  the data keys: only the checkpoints could tell);
+- a clear body slipped in where the server seals, rehashed → refused as such; that record;
 - the pruning anchor forged (moved forward, or a checkpoint signature reused) → its signature.
 """
 
@@ -52,7 +60,7 @@ from tests.services import PG_ADMIN_URL, _admin, postgres_database
 HEADERS = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
 COLUMNS = (
     "event_id", "recorded_us", "patient", "client_id", "user_ref", "action", "outcome",
-    "subtype", "entity", "body",
+    "subtype", "entity", "body", "key_id",
 )  # fmt: skip
 # only the explicit `santinel audit checkpoint` calls sign: the trail's checkpoints are known
 QUIET_CHECKPOINTS = {"SANTINEL_AUDIT_CHECKPOINT_SECONDS": "86400"}
@@ -129,11 +137,13 @@ def trail(
 
 @pytest.fixture
 def copy(trail: Trail, tmp_path: Path) -> Iterator[Trail]:
-    """A fresh copy of the trail (same audit key) to tamper with."""
+    """A fresh copy of the trail (same audit key, same KEK beside its data directory) to
+    tamper with."""
     data = Path(trail.flags[trail.flags.index("--data-dir") + 1])
+    target = tmp_path / "data"
+    shutil.copytree(data, target, ignore=shutil.ignore_patterns("tls"))
+    shutil.copy(data.with_name("data.kek"), tmp_path / "data.kek")
     if trail.backend == "sqlite":
-        target = tmp_path / "data"
-        shutil.copytree(data, target, ignore=shutil.ignore_patterns("tls"))
         flags = ["--data-dir", str(target)]
         yield Trail(trail.backend, flags, trail.checkpoints, trail.head, trail.exported)
         return
@@ -142,7 +152,7 @@ def copy(trail: Trail, tmp_path: Path) -> Iterator[Trail]:
     asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{original}"'))
     try:
         url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-        flags = ["--database-url", url, "--data-dir", str(data)]
+        flags = ["--database-url", url, "--data-dir", str(target)]
         yield Trail(trail.backend, flags, trail.checkpoints, trail.head, trail.exported)
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -188,13 +198,11 @@ class Db:
         fields["body"] = bytes(fields["body"])
         return AuditRecord(**fields), str(row[-1])
 
-    def body(self, seq: int) -> dict[str, Any]:
-        event: dict[str, Any] = orjson.loads(self.record(seq)[0].body)
-        return event
-
-    def set_body(self, seq: int, event: dict[str, Any]) -> None:
-        body = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
-        self.execute("UPDATE audit_event SET body = ? WHERE seq = ?", body, seq)
+    def flip_body_byte(self, seq: int) -> None:
+        """What editing a sealed body comes to without the key: other bytes."""
+        body = self.record(seq)[0].body
+        altered = body[:-1] + bytes([body[-1] ^ 1])
+        self.execute("UPDATE audit_event SET body = ? WHERE seq = ?", altered, seq)
 
     def rehash_from(self, seq: int) -> None:
         """What an attacker who knows the algorithm (it is public) does after a change."""
@@ -259,10 +267,8 @@ def test_an_untouched_trail_verifies(copy: Trail) -> None:
 
 def test_a_modified_body(copy: Trail) -> None:
     with open_db(copy) as db:
-        event = db.body(7)
-        event["outcome"], event["outcomeDesc"] = "4", "edited"  # the body only, not the column
-        db.set_body(7, event)
-        event_id = event["id"]
+        db.flip_body_byte(7)  # the body only, not the columns
+        event_id = db.record(7)[0].event_id
     output = assert_caught(copy, 7, reason="hash mismatch")
     assert event_id in output
 
@@ -319,18 +325,20 @@ def test_a_forged_record_appended(copy: Trail) -> None:
 
 
 def test_a_forged_record_inserted_in_the_middle_with_a_correct_hash(copy: Trail) -> None:
-    """The forger renumbers the later records and computes the forged record's hash: the
-    record it displaced no longer links, and is recognised as moved by one."""
+    """The forger renumbers the later records and computes the forged record's hash: its body
+    (without the data keys, a copied one) does not open at its place; and the record it
+    displaced no longer links, and is recognised as moved by one."""
     with open_db(copy) as db:
         template, _ = db.record(8)
-        event = {**db.body(8), "id": uuid.uuid4().hex}
-        body = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
-        forged = AuditRecord(**{**template.__dict__, "event_id": event["id"], "body": body})
+        forged = AuditRecord(**{**template.__dict__, "event_id": uuid.uuid4().hex})
         db.renumber(8, 1)
         previous = str(db.scalar("SELECT hash FROM audit_event WHERE seq = 7"))
         db.insert(8, forged, link(previous, 8, forged))
+    output = assert_caught(copy, 8, reason="integrity check")  # it cannot seal for seq 8
+    assert forged.event_id in output
+    hide_the_kek(copy)  # the chain alone
     output = assert_caught(copy, 8, reason="inserted")
-    assert event["id"] in output
+    assert forged.event_id in output
 
 
 def test_two_records_swapped(copy: Trail) -> None:
@@ -346,10 +354,9 @@ def test_a_rewritten_and_rehashed_chain_fails_on_the_signed_checkpoint(copy: Tra
     change does not match: the change lies between the two checkpoints."""
     target = copy.checkpoints[0] + 2
     with open_db(copy) as db:
-        event = db.body(target)
-        event["source"]["observer"]["display"] = "santinel@elsewhere"  # the body only
-        db.set_body(target, event)
+        db.flip_body_byte(target)
         db.rehash_from(target)
+    hide_the_kek(copy)  # the chain and signatures alone (with the KEK, the body fails to open)
     output = assert_caught(copy, copy.checkpoints[0] + 1, reason="rewritten and rehashed")
     assert f"seq {copy.checkpoints[0] + 1}..{copy.checkpoints[1]}" in output
     # the owner also deletes the stored checkpoints: the exported ones still catch it
@@ -358,6 +365,21 @@ def test_a_rewritten_and_rehashed_chain_fails_on_the_signed_checkpoint(copy: Tra
     code, output = verify(copy)
     assert code == 0, output  # the database alone cannot tell
     assert_caught(copy, copy.checkpoints[0] + 1, "--checkpoints", str(copy.exported))
+    restore_the_kek(copy)  # with the data keys, the record itself does not open
+    assert_caught(copy, target, reason="integrity check")
+
+
+def kek_of(trail: Trail) -> Path:
+    data = Path(trail.flags[trail.flags.index("--data-dir") + 1])
+    return data.with_name("data.kek")
+
+
+def hide_the_kek(trail: Trail) -> None:
+    kek_of(trail).rename(kek_of(trail).with_suffix(".hidden"))
+
+
+def restore_the_kek(trail: Trail) -> None:
+    kek_of(trail).with_suffix(".hidden").rename(kek_of(trail))
 
 
 def test_a_rewritten_and_rehashed_search_column_is_pinned_down(copy: Trail) -> None:
@@ -372,6 +394,56 @@ def test_a_rewritten_and_rehashed_search_column_is_pinned_down(copy: Trail) -> N
         db.rehash_from(target)
         db.execute("DELETE FROM audit_checkpoint")
     assert_caught(copy, target, reason="patient column disagrees")
+
+
+def after_the_checkpoints(db: Db, copy: Trail) -> tuple[int, int]:
+    """Two records after the last checkpoint sealed with different keys (a patient's, the
+    class key's), the stored checkpoints deleted: only the records themselves can tell."""
+    rows = db.execute(
+        "SELECT seq, key_id FROM audit_event WHERE seq > ? ORDER BY seq", copy.checkpoints[1]
+    )
+    first_seq, first_key = rows[0]
+    other = next(seq for seq, key_id in rows if key_id != first_key)
+    db.execute("DELETE FROM audit_checkpoint")
+    return int(first_seq), int(other)
+
+
+def test_a_sealed_body_moved_to_another_record_and_rehashed(copy: Trail) -> None:
+    with open_db(copy) as db:
+        target, source = after_the_checkpoints(db, copy)
+        body, key_id = db.execute("SELECT body, key_id FROM audit_event WHERE seq = ?", source)[0]
+        db.execute(
+            "UPDATE audit_event SET body = ?, key_id = ? WHERE seq = ?", body, key_id, target
+        )
+        db.rehash_from(target)
+    output = assert_caught(copy, target, reason="integrity check")
+    assert "authentication tag" in output
+    hide_the_kek(copy)
+    code, output = verify(copy)  # the honest limit: without the data keys, nothing to see
+    assert code == 0, output
+    assert "not opened" in output
+
+
+def test_a_key_id_changed(copy: Trail) -> None:
+    with open_db(copy) as db:
+        target, other = after_the_checkpoints(db, copy)
+        other_key = db.scalar("SELECT key_id FROM audit_event WHERE seq = ?", other)
+        db.execute("UPDATE audit_event SET key_id = ? WHERE seq = ?", other_key, target)
+    assert_caught(copy, target, reason="hash mismatch")
+    with open_db(copy) as db:
+        db.rehash_from(target)
+    assert_caught(copy, target, reason="integrity check")
+
+
+def test_a_clear_body_slipped_in_where_the_server_seals(copy: Trail) -> None:
+    with open_db(copy) as db:
+        target, _ = after_the_checkpoints(db, copy)
+        record, _ = db.record(target)
+        clear = orjson.dumps({"resourceType": "AuditEvent", "id": record.event_id})
+        db.execute("UPDATE audit_event SET body = ?, key_id = NULL WHERE seq = ?", clear, target)
+        db.rehash_from(target)
+    hide_the_kek(copy)  # seen without any key
+    assert_caught(copy, target, reason="a body in clear where the server seals")
 
 
 def test_pruning_keeps_the_rest_verifiable_and_a_forged_anchor_fails(copy: Trail) -> None:
@@ -428,7 +500,9 @@ def test_export_ndjson_and_syslog_stream_the_chain(copy: Trail, tmp_path: Path) 
     with open_db(copy) as db:
         record, stored_hash = db.record(5)
     assert lines[4]["hash"] == stored_hash
-    assert orjson.dumps(lines[4]["resource"], option=orjson.OPT_SORT_KEYS) == record.body
+    assert record.key_id is not None  # stored sealed, exported opened
+    assert lines[4]["resource"]["id"] == record.event_id
+    assert lines[4]["resource"]["subtype"][0]["code"] in (record.subtype, "110122")
     # --until excludes from that instant on (a FHIR instant of the 6th record's time)
     with open_db(copy) as db:
         sixth = int(db.scalar("SELECT recorded_us FROM audit_event WHERE seq = 6"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,17 +12,25 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from alembic import command
 from joserfc.jwk import ECKey
-from sqlalchemy import text
+from sqlalchemy import Connection, insert, text, update
 
+from santinel.audit.chain import link
 from santinel.audit.events import Actor, Happening, build
+from santinel.audit.records import GENESIS, AuditRecord
 from santinel.services import audit_verify
 from santinel.services.audit import AuditService
 from santinel.services.audit_verify import AuditKeyNeeded, Keys
 from santinel.services.container import prepare_schema
+from santinel.services.encryption import open_sealer
 from santinel.settings import Settings
-from santinel.storage.sql import dialects
+from santinel.storage.base import AuditQuery
+from santinel.storage.sql import dialects, migrations
+from santinel.storage.sql.audit_store import SqlAuditStore
 from santinel.storage.sql.repository import SqlRepository
+from santinel.storage.sql.sealing import IntegrityFailure
+from santinel.storage.sql.tables import audit_event
 from tests.services import postgres_database
 
 ACTOR = Actor(client_id="verify-tests", client_address="127.0.0.1")
@@ -38,8 +47,10 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
 
 @asynccontextmanager
 async def audit(settings: Settings, retention_days: float = 0) -> AsyncIterator[AuditService]:
+    """The audit service of a repository opened with its data keys (bodies are sealed)."""
     repository = SqlRepository(settings.resolved_database_url())
     await prepare_schema(repository, migrate_empty=True)
+    repository.use_sealer(await open_sealer(settings, repository))
     key = ECKey.generate_key("P-256", parameters={"use": "sig", "alg": "ES256"})
     service = AuditService(repository.audit, key, retention_days=retention_days)
     try:
@@ -209,3 +220,80 @@ def test_concurrent_records_and_data_changes_share_the_writer_and_one_chain(
             assert verified.records == 300
 
     asyncio.run(scenario())
+
+
+# -- records written before bodies were sealed (0011) ----------------------------------------
+def test_records_from_before_sealing_stay_readable_and_verifiable(settings: Settings) -> None:
+    """A trail written at 0009 (clear bodies, chained as they were), upgraded: its records read
+    and verify as they are, new ones are sealed, and a clear body after them is refused."""
+
+    async def run() -> None:
+        legacy = await _legacy_trail(settings.resolved_database_url())
+        async with audit(settings) as service:
+            store = service.store
+            await write(service, 2, 1_790_000_000_000_000)
+            checked = await audit_verify.verify(store, Keys([service.key]), open_bodies=True)
+            assert checked.ok, checked.failure
+            assert checked.bodies == {"clear": 3, "opened": 2}
+            found = await store.search(AuditQuery(patient="legacy", limit=10))
+            assert sorted(body for _, body in found) == sorted(r.body for r in legacy)
+            stored = [row.record async for row in store.rows(0)]
+            assert [r.key_id is not None for r in stored] == [False] * 3 + [True] * 2
+            await _slip_a_clear_body(store, 5, legacy[0].body)
+            refused = await audit_verify.verify(store, Keys([service.key]))
+            assert refused.failure is not None
+            assert refused.failure.seq == 5
+            assert "a body in clear where the server seals" in refused.failure.reason
+            with pytest.raises(IntegrityFailure):
+                await store.search(AuditQuery(limit=10))
+
+    asyncio.run(run())
+
+
+async def _legacy_trail(url: str) -> list[AuditRecord]:
+    """Three records chained into a database at 0009, as the server wrote them then."""
+    records = [
+        build(
+            uuid.uuid4().hex,
+            1_780_000_000_000_000 + n,
+            ACTOR,
+            Happening("search-type", patient="legacy", query=b"family=Legacy"),
+            "santinel@before",
+        )
+        for n in range(3)
+    ]
+    repository = SqlRepository(url)
+    try:
+        async with repository.writer.begin() as connection:
+            await connection.run_sync(_upgrade_to, "0010_token_text_partial")
+            previous = GENESIS
+            for seq, record in enumerate(records, start=1):
+                previous = link(previous, seq, record)
+                columns = {k: v for k, v in record.__dict__.items() if k != "key_id"}
+                await connection.execute(
+                    insert(audit_event).values(seq=seq, **columns, hash=previous)
+                )
+        await migrations.upgrade(repository.writer)
+    finally:
+        await repository.close()
+    return records
+
+
+def _upgrade_to(connection: Connection, revision: str) -> None:
+    config = migrations.alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def _slip_a_clear_body(store: SqlAuditStore, seq: int, body: bytes) -> None:
+    """The last record's body replaced by a clear one, its hash recomputed (the chain's
+    algorithm is public)."""
+    rows = [row async for row in store.rows(seq - 2)]
+    record = dataclasses.replace(rows[-1].record, body=body, key_id=None)
+    chain_hash = link(rows[0].hash, seq, record)
+    async with store.writer.begin() as connection:
+        await connection.execute(
+            update(audit_event)
+            .where(audit_event.c.seq == seq)
+            .values(body=body, key_id=None, hash=chain_hash)
+        )

@@ -1,5 +1,6 @@
-"""Encryption at rest, proven on the bytes: patients written with unique marker strings leave
-none of them in the SQLite files (database, `-wal`, `-shm`) nor in a `pg_dump`; the wrong KEK
+"""Encryption at rest, proven on the bytes: patients written, read and searched for with unique
+marker strings leave none of them in the SQLite files (database, `-wal`, `-shm`) nor in a
+`pg_dump`, not even base64-encoded as the audit trail records queries; the wrong KEK
 stops the server with a clear message; an altered or moved ciphertext is an error and a
 security audit event, never garbage; KEK and DEK rotations keep every version readable, the
 latter while the server serves; the Vault Transit provider runs the server end to end."""
@@ -7,6 +8,7 @@ latter while the server serves; the Vault Transit provider runs the server end t
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import time
@@ -25,9 +27,11 @@ from santinel.crypto.key_providers import KeyProviderError
 from santinel.services import key_admin
 from santinel.services.container import Container
 from santinel.settings import Settings
+from santinel.storage.base import AuditQuery
 from santinel.storage.sql.keystore import RECHECK_SECONDS, WrongKeyEncryptionKey
 from santinel.storage.sql.repository import SqlRepository
 from santinel.storage.sql.tables import audit_event, data_key, resource, resource_history
+from tests.audit_trail import opened_rows
 from tests.integration.processes import SANTINEL, clean_environment
 from tests.services import TLS, LiveServer, postgres_database
 from tests.vault_fake import FakeVault
@@ -103,7 +107,29 @@ def write_markers(live: LiveServer, count: int = 3) -> tuple[list[str], str]:
 
 def needles(markers: list[str]) -> list[bytes]:
     forms = [m for m in markers] + [m.lower() for m in markers] + [BIRTH_DATE]
-    return [form.encode() for form in forms]
+    # the searches' query strings, base64 in their AuditEvents: the marker (in the identifier
+    # searched for) and the part of it the name search carries (`fam` + 9 characters)
+    encoded = [b for m in markers for text in (m, m[:9]) for b in base64_forms(text.encode())]
+    return [form.encode() for form in forms] + encoded
+
+
+def base64_forms(text: bytes) -> list[bytes]:
+    """What `text` looks like inside the base64 of a longer value, at each of the 3 offsets it
+    can start at (the characters that also carry neighbouring bits left out)."""
+    forms = []
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + text)
+        forms.append(encoded[-(-8 * shift // 6) : 8 * (shift + len(text)) // 6])
+    return forms
+
+
+def test_the_base64_needles_find_a_marker_wherever_it_sits() -> None:
+    """The scan's own check: a query holding the marker, base64-encoded, is found at any
+    offset (so finding none in the files means something)."""
+    m = marker()
+    for prefix in ("", "f", "fa", "family=fam"):
+        query = f"{prefix}{m}&_count=1".encode()
+        assert any(form in base64.b64encode(query) for form in base64_forms(m.encode()))
 
 
 def hits(data: bytes, forms: list[bytes]) -> list[bytes]:
@@ -131,6 +157,15 @@ def test_no_marker_reaches_the_sqlite_files(tmp_path: Path) -> None:
         assert control.encode() in everything  # the scan sees what is stored in clear
         for name, data in files.items():
             assert hits(data, needles(markers)) == [], name
+    assert_audit_holds_the_queries(settings, markers)
+
+
+def assert_audit_holds_the_queries(settings: Settings, markers: list[str]) -> None:
+    """The scan's control for the audit trail: opened, its events do hold the searches'
+    queries (base64), so their absence from the stored bytes is the sealing's doing."""
+    opened = b"".join(row.record.body for row in opened_rows(settings))
+    for m in markers:
+        assert hits(opened, base64_forms(m.encode())), m
 
 
 def test_no_marker_reaches_a_pg_dump() -> None:
@@ -141,6 +176,7 @@ def test_no_marker_reaches_a_pg_dump() -> None:
             dump = subprocess.run(
                 ["pg_dump", "--no-owner", url], capture_output=True, check=True, timeout=120
             ).stdout
+        assert_audit_holds_the_queries(settings, markers)
     assert control.encode() in dump
     assert hits(dump, needles(markers)) == []
 
@@ -195,13 +231,66 @@ def test_an_altered_or_moved_ciphertext_is_an_error_and_a_security_event(
         assert m not in altered.text
         anyio.run(_unseal, url, "b")  # a plaintext body slipped in: refused as well
         assert http.get("/Patient/b").status_code == 500
-    events = anyio.run(_audit_events, url)
+    events = [row.record for row in opened_rows(settings)]
     alerts = {(e.subtype, e.entity): orjson.loads(e.body) for e in events}
     for entity in ("Patient/a/_history/1", "Patient/b/_history/1"):
         event = alerts[("integrity-failure", entity)]
         assert event["type"]["code"] == "110113"  # DICOM Security Alert
         assert event["outcome"] == "8"
         assert m not in orjson.dumps(event).decode()
+
+
+def test_an_audit_body_moved_to_another_record_is_not_served_and_is_a_security_event(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    m = marker()
+    with LiveServer(settings) as live, client(live) as http:
+        for patient_id in ("a", "b"):
+            assert http.put(f"/Patient/{patient_id}", json=marked_patient(patient_id, m)).is_success
+            assert http.get("/Patient", params={"family": f"fam{m}"[:12]}).is_success
+        event_id, seq = anyio.run(_swap_audit_bodies, settings.resolved_database_url())
+        moved = http.get(f"/AuditEvent/{event_id}")
+        assert moved.status_code == 500
+        assert "integrity check" in moved.json()["issue"][0]["diagnostics"]
+        assert http.get("/AuditEvent", params={"patient": "a"}).status_code == 500
+        assert m not in moved.text
+        assert http.get("/AuditEvent", params={"patient": "a", "subtype": "create"}).is_success
+    alerts = anyio.run(_integrity_failures, settings)
+    event = alerts[f"AuditEvent/{event_id}/_history/{seq}"]
+    assert event["type"]["code"] == "110113"  # DICOM Security Alert
+    assert event["outcome"] == "8"
+
+
+async def _swap_audit_bodies(url: str) -> tuple[str, int]:
+    """The bodies (and key ids) of patient a's and b's search events exchanged: what moving
+    rows' ciphertext around without the keys does. (event id, seq) of a's."""
+    repository = SqlRepository(url)
+    a = audit_event.c
+    try:
+        async with repository.writer.begin() as connection:
+            found = select(a.seq, a.event_id, a.patient, a.body, a.key_id).where(
+                a.subtype == "search-type", a.patient.in_(["a", "b"])
+            )
+            rows = list(await connection.execute(found.order_by(a.seq)))
+            first = next(row for row in rows if row.patient == "a")
+            second = next(row for row in rows if row.patient == "b")
+            for one, other in ((first, second), (second, first)):
+                await connection.execute(
+                    update(audit_event)
+                    .where(a.seq == one.seq)
+                    .values(body=other.body, key_id=other.key_id)
+                )
+    finally:
+        await repository.close()
+    return str(first.event_id), int(first.seq)
+
+
+async def _integrity_failures(settings: Settings) -> dict[str, dict[str, Any]]:
+    async with key_admin.opened_repository(settings) as repository:
+        found = await repository.audit.search(AuditQuery(subtype="integrity-failure"))
+    events = [orjson.loads(body) for _, body in found]
+    return {e["entity"][0]["what"]["reference"]: e for e in events}
 
 
 async def _swap_current_bodies(url: str, first: str, second: str) -> None:
@@ -250,16 +339,6 @@ async def _unseal(url: str, patient_id: str) -> None:
                 .where(resource.c.res_id == patient_id)
                 .values(body=body, key_id=None)
             )
-    finally:
-        await repository.close()
-
-
-async def _audit_events(url: str) -> list[Any]:
-    repository = SqlRepository(url)
-    c = audit_event.c
-    try:
-        async with repository.reader.connect() as connection:
-            return list(await connection.execute(select(c.subtype, c.entity, c.body)))
     finally:
         await repository.close()
 
@@ -330,7 +409,9 @@ def test_rotating_data_keys_reencrypts_every_version_while_the_server_serves(
         versions, deleted = asyncio.run(key_admin.rotate_dek(settings, 2, progress))
         after = anyio.run(_version_keys, settings)
         assert versions >= 9
-        assert deleted >= 4  # the four patients' retired keys
+        # audit bodies are not re-sealed (the chain covers their bytes): the four patients'
+        # retired keys still seal the events about them, and stay until retention prunes those
+        assert deleted == 0
         assert set(writes) <= {200}
         for ref, key_id in before.items():
             assert after[ref] is not None
@@ -340,9 +421,39 @@ def test_rotating_data_keys_reencrypts_every_version_while_the_server_serves(
                 assert http.get(f"/Patient/d{n}/_history/{version}").status_code == 200
         found = http.get("/Patient", params={"family": "legacyfam"}).json()
         assert [e["resource"]["id"] for e in found["entry"]] == ["legacy"]  # now blind-indexed
+        time.sleep(RECHECK_SECONDS)  # the server learns of the rotation (another process's)
+        assert http.get("/Patient/nobody").status_code == 404  # an event without a patient
+        sealing = anyio.run(_audit_sealing_keys, settings)
+        assert {(owner, generation) for owner, generation, _ in sealing["d3"]} == {
+            ("Patient/d3", 1)  # retired, still sealing (no write of d3 since)
+        }
+        assert ("Patient/d0", 2, False) in sealing["d0"]  # its writes during the rotation
+        assert ("type:audit", 2, False) in sealing[None]  # a new class key at once
+        assert len(opened_rows(settings)) > 20  # every event still opens, the chain verifies
         anyio.run(_unseal, settings.resolved_database_url(), "legacy")
         time.sleep(RECHECK_SECONDS)  # the server learns that no plaintext is left
         assert http.get("/Patient/legacy").status_code == 500  # no plaintext accepted any more
+
+
+async def _audit_sealing_keys(
+    settings: Settings,
+) -> dict[str | None, set[tuple[str, int, bool]]]:
+    """Per patient (None: no patient), the keys sealing their audit events: (owner,
+    generation, retired)."""
+    repository = SqlRepository(settings.resolved_database_url())
+    a, k = audit_event.c, data_key.c
+    query = select(a.patient, k.owner, k.generation, k.retired_us).join_from(
+        audit_event, data_key, a.key_id == k.key_id
+    )
+    found: dict[str | None, set[tuple[str, int, bool]]] = {}
+    try:
+        async with repository.reader.connect() as connection:
+            for row in await connection.execute(query):
+                keys = found.setdefault(row.patient, set())
+                keys.add((row.owner, row.generation, row.retired_us is not None))
+    finally:
+        await repository.close()
+    return found
 
 
 async def _insert_legacy_plaintext(settings: Settings) -> None:

@@ -1,6 +1,11 @@
-"""The hash chain over audit records (SHA-256 over a canonical serialization).
+"""The hash chain over audit records as stored (SHA-256 over a canonical serialization).
 
-    hash(n) = SHA-256( hash(n-1) ‖ canonical({seq, every column, sha256(body)}) )
+    hash(n) = SHA-256( hash(n-1) ‖ canonical({seq, every column, key_id, sha256(stored body)}) )
+
+The body hashed is the stored one: sealed (AES-256-GCM) since 0011, so verifying needs no key
+and still works once a patient's key is erased (crypto-shredding leaves ciphertext the chain
+still covers). `key_id` enters the hash only when set: records stored in clear before 0011 keep
+the hash they were written with, and a key id added to or removed from a record breaks it.
 
 A record modified, deleted, inserted or moved breaks the chain at that point; `first_break`
 names the first such record. Pruning keeps verifiability: the last pruned record's (seq, hash)
@@ -26,7 +31,16 @@ class ChainedRow:
 
 
 def link(previous_hash: str, seq: int, record: AuditRecord) -> str:
-    fields = {
+    """The hash of `record` (as stored) at `seq` after `previous_hash`."""
+    return link_stored(previous_hash, seq, record, record.body, record.key_id)
+
+
+def link_stored(
+    previous_hash: str, seq: int, record: AuditRecord, body: bytes, key_id: str | None
+) -> str:
+    """`link` of `record` stored as `body` sealed with `key_id` (no record built for it: this
+    runs once per event on the audit's hot path)."""
+    fields: dict[str, object] = {
         "seq": seq,
         "event_id": record.event_id,
         "recorded_us": record.recorded_us,
@@ -37,8 +51,10 @@ def link(previous_hash: str, seq: int, record: AuditRecord) -> str:
         "outcome": record.outcome,
         "subtype": record.subtype,
         "entity": record.entity,
-        "body_sha256": hashlib.sha256(record.body).hexdigest(),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
     }
+    if key_id is not None:
+        fields["key_id"] = key_id
     return hashlib.sha256(previous_hash.encode() + canonical(fields)).hexdigest()
 
 

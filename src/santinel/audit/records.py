@@ -1,7 +1,11 @@
-"""An audit record as stored: the AuditEvent body plus the columns it is searched by.
+"""An audit record: the AuditEvent body plus the columns it is searched by.
 
 Every column is derived from the body (`from_event`), and the chain hash covers them all, so
 neither the body nor a search column can be changed without `santinel audit verify` noticing.
+
+As built, `body` is the AuditEvent JSON and `key_id` None; as stored (since 0011), `body` is
+that JSON sealed with the data key `key_id` (`storage.sql.audit_sealing`). Records written
+before 0011 are stored in clear (`key_id` None).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ class AuditRecord:
     outcome: str  # 0 4 8 12
     subtype: str  # read, search-type, create, login, token…
     entity: str | None  # the data reference, e.g. "Observation/1/_history/2"
-    body: bytes  # canonical JSON of the AuditEvent
+    body: bytes  # canonical JSON of the AuditEvent; stored: sealed with `key_id`
+    key_id: str | None = None  # the data key sealing the stored body (None: in clear)
 
 
 def canonical(data: Any) -> bytes:

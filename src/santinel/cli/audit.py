@@ -28,13 +28,16 @@ from santinel.audit import export
 from santinel.audit.chain import ChainedRow
 from santinel.audit.checkpoint import AuditKeyMissing, Checkpoint
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
-from santinel.cli.store import audit_store
+from santinel.cli.store import audit_store, opened_audit_store
+from santinel.crypto.key_providers import KeyProviderError
 from santinel.errors import FhirError
 from santinel.fhir.dates import parse_period
 from santinel.services import audit_verify
 from santinel.services.audit_verify import AuditKeyNeeded, Keys, PruneRefused, Verification
 from santinel.services.container import SchemaNotCurrent
 from santinel.settings import Settings
+from santinel.storage.sql.keystore import WrongKeyEncryptionKey
+from santinel.storage.sql.sealing import IntegrityFailure
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -167,7 +170,9 @@ def verify(
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Walk the whole chain and check every signature; exit 1 naming the first bad record."""
+    """Walk the whole chain and check every signature; exit 1 naming the first bad record.
+    With the data keys (the server's KEK settings), every sealed body is opened too and checked
+    against its columns; without them, the chain and signatures alone (no key needed)."""
     settings = _settings(data_dir, database_url, audit_key_file)
     keys = _verification_keys(settings, public_key)
     external = _read_checkpoints(checkpoints)
@@ -181,12 +186,24 @@ def verify(
         )
 
     async def run() -> Verification:
-        async with audit_store(settings) as store:
+        async with opened_audit_store(settings, required=False) as (store, no_keys):
+            if no_keys is not None:
+                console.print(
+                    f"Sealed bodies not opened (the data keys: {no_keys}); verifying the chain "
+                    "and signatures only.",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
             head, _ = await store.head()
             with _progress() as bar:
                 task = bar.add_task("verifying", total=head or None)
                 return await audit_verify.verify(
-                    store, keys, external, progress=lambda seq: bar.update(task, completed=seq)
+                    store,
+                    keys,
+                    external,
+                    progress=lambda seq: bar.update(task, completed=seq),
+                    open_bodies=True,
                 )
 
     try:
@@ -229,7 +246,8 @@ def export_records(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Stream the records recorded in [--since, --until) in chain order, for a SIEM or an
-    ATNA audit record repository."""
+    ATNA audit record repository: bodies opened with the data keys (the server's KEK settings);
+    a record whose patient was erased as its clear columns only (meta.security REDACTED)."""
     if output_format not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     since_us = _instant_us(since, "--since")
@@ -244,11 +262,11 @@ def export_records(
 
     async def run(sink: IO[bytes]) -> int:
         count = 0
-        async with audit_store(settings) as store:
+        async with opened_audit_store(settings, required=True) as (store, _):
             total = await store.count(since_us, until_us)
             with _progress() as bar:
                 task = bar.add_task("exporting", total=total)
-                async for row in store.rows(0, since_us=since_us, until_us=until_us):
+                async for row in store.events(since_us, until_us):
                     sink.write(encode(row))
                     count += 1
                     bar.advance(task)
@@ -257,8 +275,12 @@ def export_records(
     try:
         with _output(output) as sink:
             exported = asyncio.run(run(sink))
-    except SchemaNotCurrent as problem:
-        raise _fail(str(problem)) from None
+    except (SchemaNotCurrent, KeyProviderError, WrongKeyEncryptionKey) as problem:
+        raise _fail(f"Cannot export: {problem}") from None
+    except IntegrityFailure as problem:
+        raise _fail(
+            f"Export stopped: {problem.diagnostics} Run `santinel audit verify`.", 1
+        ) from None
     console.print(f"Exported {exported} audit record(s) as {output_format}.")
 
 

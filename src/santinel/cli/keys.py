@@ -77,7 +77,8 @@ def rotate_dek(
 ) -> None:
     """Give every owner a new data key and re-encrypt every stored version with it, batch by
     batch with a progress bar, while servers keep serving; also encrypts versions written
-    before encryption at rest."""
+    before encryption at rest. Audit records keep their keys (the hash chain covers their
+    sealed bytes): a retired key sealing some stays until retention prunes them."""
     settings = make_settings(data_dir=data_dir, database_url=database_url)
     with Progress(console=Console(stderr=True)) as bar:
         task = bar.add_task("Re-encrypting", total=None)
@@ -86,4 +87,7 @@ def rotate_dek(
             bar.update(task, completed=done, total=total)
 
         versions, deleted = asyncio.run(key_admin.rotate_dek(settings, batch, progress))
-    console.print(f"{versions} versions re-encrypted; {deleted} retired data keys deleted.")
+    console.print(
+        f"{versions} versions re-encrypted; {deleted} retired data keys deleted (those still "
+        "sealing audit records are kept until retention prunes them)."
+    )

@@ -5,9 +5,16 @@ at the first record that is not what the server wrote:
 
 - the anchor: genesis, or a pruning anchor signed by the audit key (a forged one fails);
 - every record: in place (no gap, nothing out of order), its hash = link(previous hash, seq,
-  columns, body) (a modified body or search column, a deleted, inserted or swapped record
-  breaks it), and its search columns agree with its AuditEvent body (which pins down a column
-  rewritten together with every following hash);
+  columns, key id, stored body) (a modified body, search column or key id, a deleted, inserted
+  or swapped record breaks it); no key is needed: the chain covers the bytes as stored, sealed
+  since 0011 (`storage.sql.audit_sealing`), so it verifies after a patient's keys are erased;
+- every body that can be read, its search columns agree with it (which pins down a column
+  rewritten together with every following hash): the clear bodies written before 0011 always,
+  the sealed ones with `open_bodies` and the data keys (`santinel audit verify` when the KEK is
+  at hand), which also checks that each opens under its AAD (event id, seq, key id): a body
+  moved from another record or given another key id, even rehashed, fails there. A clear body
+  after the last record written before 0011 is refused. Bodies whose key was erased are
+  counted, not failed: their columns are covered by the chain alone;
 - every signed checkpoint stored in the database, and every checkpoint of an exported file:
   signed by the audit key, and the chain's hash at its seq equals the signed one (a chain
   rewritten AND rehashed by someone without the key fails here; records deleted at the end are
@@ -23,6 +30,7 @@ their seq and hash) and exported checkpoints are what make those visible.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +44,7 @@ from santinel.audit.chain import ChainedRow, link
 from santinel.audit.checkpoint import Checkpoint
 from santinel.audit.events import subtype_coding
 from santinel.audit.records import GENESIS, AuditRecord
+from santinel.crypto.envelope import Tampered
 from santinel.fhir.dates import parse_period
 from santinel.fhir.resource import instant
 from santinel.storage.sql.audit_store import Anchor, SqlAuditStore
@@ -81,6 +90,7 @@ class Verification:
     external: int = 0  # checkpoints of exported files checked against the chain
     external_pruned: int = 0  # exported checkpoints of records pruned since (not failed)
     last_checkpoint_seq: int = 0  # the highest seq a verified checkpoint covers
+    bodies: dict[str, int] = field(default_factory=dict)  # by `BodyCheck.state`
     failure: Finding | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -111,8 +121,24 @@ class Verification:
         return (
             f"OK: {self.records} records ({span}{after}), last seq {self.last_seq}, "
             f"{self.checkpoints} signed checkpoint(s) checked{external}; "
-            f"{self.unsigned_tail} record(s) after the last checkpoint"
+            f"{self.unsigned_tail} record(s) after the last checkpoint{self._bodies()}"
         )
+
+    def _bodies(self) -> str:
+        said = [
+            f"{self.bodies[state]} {text}"
+            for state, text in BODY_STATES.items()
+            if self.bodies.get(state)
+        ]
+        return f"; bodies: {', '.join(said)}" if said else ""
+
+
+BODY_STATES = {
+    "opened": "sealed, opened and matching their columns",
+    "clear": "in clear (before 0011), matching their columns",
+    "erased": "sealed with an erased key (their columns covered by the chain only)",
+    "unopened": "sealed, not opened (no data keys)",
+}
 
 
 class Keys:
@@ -157,12 +183,14 @@ async def verify(
     *,
     through_seq: int | None = None,
     progress: Callable[[int], None] | None = None,
+    open_bodies: bool = False,
 ) -> Verification:
     """Walk the chain (up to `through_seq` when given) and check every checkpoint.
 
     `external` checkpoints must have been checked against `keys` already (`check_external`):
-    they are the trusted side. `progress` is called with each verified record's seq. Raises
-    AuditKeyNeeded when a signature must be checked and `keys` is empty."""
+    they are the trusted side. `progress` is called with each verified record's seq.
+    `open_bodies`: open the sealed bodies too (with the store's data keys, when it has them).
+    Raises AuditKeyNeeded when a signature must be checked and `keys` is empty."""
     result = Verification()
     anchor = await store.anchor()
     result.anchor_seq = result.last_seq = anchor.seq
@@ -215,7 +243,7 @@ async def verify(
         if computed != row.hash:
             result.failure = _mismatch(row, before)
             return result
-        disagreement = column_disagreement(row.record)
+        disagreement = await _body_problem(store, row, open_bodies, result)
         if disagreement is not None:
             result.failure = Finding(row.seq, disagreement, _event_id(row.record))
             return result
@@ -248,6 +276,21 @@ async def verify(
             )
             return result
     return result
+
+
+async def _body_problem(
+    store: SqlAuditStore, row: ChainedRow, open_bodies: bool, result: Verification
+) -> str | None:
+    """Why the record's body fails (does not open, or disagrees with its columns); None: fine
+    or not readable here."""
+    try:
+        check = await store.check_body(row, open_sealed=open_bodies)
+    except Tampered as exc:
+        return f"the stored body fails its integrity check: {exc}"
+    result.bodies[check.state] = result.bodies.get(check.state, 0) + 1
+    if check.plaintext is None:
+        return None
+    return column_disagreement(dataclasses.replace(row.record, body=check.plaintext))
 
 
 def _mismatch(row: ChainedRow, before: tuple[str, ChainedRow] | None) -> Finding:

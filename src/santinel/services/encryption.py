@@ -39,8 +39,8 @@ INTEGRITY_FAILURE = "integrity-failure"
 
 async def open_sealer(settings: Settings, repository: SqlRepository) -> KeyedSealer:
     """The data keys of `repository`'s database, opened with the configured KEK."""
-    has_keys = await _has_keys(repository)
-    provider = await key_provider(settings, create=not has_keys)
+    existing = await has_keys(repository)
+    provider = await key_provider(settings, create=not existing)
     try:
         keys = await _open_keys(provider, repository)
     except BaseException:
@@ -112,7 +112,7 @@ def promote_next_key_file(path: Path) -> Path:
     return old
 
 
-async def _has_keys(repository: SqlRepository) -> bool:
+async def has_keys(repository: SqlRepository) -> bool:
     async with repository.reader.connect() as connection:
         row = (await connection.execute(select(data_key.c.key_id).limit(1))).first()
     return row is not None

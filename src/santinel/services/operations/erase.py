@@ -5,8 +5,9 @@ Allowed to an internal-tier client holding both a `system/` scope with the `d` p
 Patient (`system/Patient.d`, `system/*.cruds`…, without query restriction) and the dedicated
 scope `santinel:erase`; never to a patient-confined or user token. Refused (409) while the
 patient is under a legal hold. The audit trail keeps a tombstone: who erased which pseudonymous
-id, when, and how much became unreadable — no content; earlier events are left as they are, so
-the chain still verifies.
+id, when, and how much became unreadable — no content. Earlier events about the patient were
+sealed with the patient's keys: their details become unreadable with the data (only their clear
+columns are served), and the chain, which covers their sealed bytes, still verifies.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def _record(actor: Actor, happening: Happening) -> AuditRecord:
 def summary(report: ErasureReport) -> str:
     return (
         f"Patient/{report.patient_id} erased: {report.resources} resource(s) and "
-        f"{report.versions} version(s) can no longer be read; {len(report.keys)} data key(s) "
+        f"{report.versions} version(s) can no longer be read, nor the details of "
+        f"{report.audit_events} audit event(s) about them; {len(report.keys)} data key(s) "
         "destroyed."
     )
 

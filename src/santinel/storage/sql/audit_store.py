@@ -1,14 +1,17 @@
-"""SQL storage of the audit trail: append (chained, serialized), read back, checkpoints, prune.
+"""SQL storage of the audit trail: append (sealed, chained, serialized), read back (opened),
+checkpoints, prune.
 
 `append` runs inside whatever transaction the caller holds: the data change's own transaction
 (so a change without its audit record cannot commit) or a batch of its own. Appends are
 serialized on one lock (PostgreSQL advisory lock; SQLite's writer lock), so every node extends
-one chain.
+one chain. Bodies are sealed on the way in and opened on the way out (`audit_sealing`): above
+this module, AuditEvents are JSON; `rows` alone yields them as stored (what the chain covers).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -18,14 +21,25 @@ from typing import Any
 from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from santinel.audit.chain import ChainedRow, link
+from santinel.audit.chain import ChainedRow, link_stored
 from santinel.audit.checkpoint import Checkpoint
+from santinel.audit.erased import erased_view
 from santinel.audit.records import GENESIS, AuditRecord
+from santinel.crypto.envelope import Tampered
 from santinel.storage.base import AuditQuery
 from santinel.storage.sql import dialects
-from santinel.storage.sql.tables import audit_anchor, audit_checkpoint, audit_event
+from santinel.storage.sql.audit_sealing import AuditSealer, NoAuditSealer, SealingPlan, stored
+from santinel.storage.sql.sealing import KeysNotLoaded
+from santinel.storage.sql.tables import (
+    audit_anchor,
+    audit_checkpoint,
+    audit_event,
+    data_key,
+    keystore_state,
+)
 
 CHAIN_LOCK = "santinel-audit-chain"
+LEGACY_STATE = "audit_legacy_seq"  # keystore_state: the last seq stored in clear (0011)
 CHAIN_LOCK_ID = dialects.lock_id(CHAIN_LOCK)
 READ_BATCH = 2000
 # append(records, flush) -> the last seq: `SqlAuditStore.appender`'s leased appends
@@ -42,19 +56,48 @@ class Anchor:
 GENESIS_ANCHOR = Anchor(0, GENESIS, "")
 
 
-async def append(connection: AsyncConnection, records: Sequence[AuditRecord]) -> int:
-    """Chain `records` after the current head, in the caller's transaction; the last seq."""
-    if not records:
+async def append(connection: AsyncConnection, plan: SealingPlan) -> int:
+    """Seal and chain the plan's records after the current head (with the keys it created), in
+    the caller's transaction; the last seq."""
+    if not plan.records:
         return 0
     await dialects.serialize_on(connection, CHAIN_LOCK)
+    if plan.key_rows:
+        await connection.execute(insert(data_key), list(plan.key_rows))
     seq, previous = await _head(connection)
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        seq += 1
-        previous = link(previous, seq, record)
-        rows.append({"seq": seq, **record.__dict__, "hash": previous})
-    await connection.execute(insert(audit_event), rows)
+    rows, seq = chained(plan, seq, previous)
+    await connection.execute(
+        insert(audit_event), [dict(zip(ROW_COLUMNS, r, strict=True)) for r in rows]
+    )
     return seq
+
+
+def chained(plan: SealingPlan, seq: int, previous: str) -> tuple[list[tuple[Any, ...]], int]:
+    """The rows (`ROW_COLUMNS`) of the plan's records sealed and chained after (seq, previous),
+    and the last seq."""
+    rows = []
+    for record, key in zip(plan.records, plan.keys, strict=True):
+        seq += 1
+        body, key_id = stored(record, seq, key)
+        previous = link_stored(previous, seq, record, body, key_id)
+        rows.append(
+            (
+                seq,
+                record.event_id,
+                record.recorded_us,
+                record.patient,
+                record.client_id,
+                record.user_ref,
+                record.action,
+                record.outcome,
+                record.subtype,
+                record.entity,
+                body,
+                key_id,
+                previous,
+            )
+        )
+    return rows, seq
 
 
 async def _head(connection: AsyncConnection) -> tuple[int, str]:
@@ -88,6 +131,7 @@ def _record(row: Any) -> AuditRecord:
         subtype=row.subtype,
         entity=row.entity,
         body=_bytes(row.body),
+        key_id=row.key_id,
     )
 
 
@@ -99,9 +143,7 @@ def _bytes(value: Any) -> bytes:
     return str(value).encode()
 
 
-def _append_sqlite(
-    records: Sequence[AuditRecord], flush: bool, connection: sqlite3.Connection
-) -> int:
+def _append_sqlite(plan: SealingPlan, flush: bool, connection: sqlite3.Connection) -> int:
     """`append` as one transaction run whole on the sqlite3 connection, in its driver thread:
     through SQLAlchemy and aiosqlite every statement is a thread hop of its own (a dozen per
     group commit), which cost more CPU than everything else an audited read does.
@@ -112,15 +154,13 @@ def _append_sqlite(
     every transaction begun through SQLAlchemy (data changes) sets FULL back first
     (`dialects.sqlite_commits_flush`)."""
     dialects.sqlite_commits_flush(connection, flush)
-    return _append_sqlite_transaction(records, connection)
+    return _append_sqlite_transaction(plan, connection)
 
 
-def _append_sqlite_transaction(
-    records: Sequence[AuditRecord], connection: sqlite3.Connection
-) -> int:
+def _append_sqlite_transaction(plan: SealingPlan, connection: sqlite3.Connection) -> int:
     connection.execute("BEGIN IMMEDIATE")  # the chain lock: SQLite's write lock
     try:
-        seq = chain_sqlite(records, connection)
+        seq = chain_sqlite(plan, connection)
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
@@ -129,27 +169,23 @@ def _append_sqlite_transaction(
     return seq
 
 
-def chain_sqlite(records: Sequence[AuditRecord], connection: sqlite3.Connection) -> int:
-    """`append`'s head, links and insert on the sqlite3 connection, inside the transaction it
-    holds (whose write lock is the chain lock); the last seq."""
-    seq, previous = _sqlite_head(connection)
-    values: list[Any] = []
-    for record in records:
-        seq += 1
-        previous = link(previous, seq, record)
-        values += (seq, *(getattr(record, c) for c in RECORD_COLUMNS), previous)
+def chain_sqlite(plan: SealingPlan, connection: sqlite3.Connection) -> int:
+    """`append`'s key rows, head, seals, links and insert on the sqlite3 connection, inside the
+    transaction it holds (whose write lock is the chain lock); the last seq."""
+    if plan.key_rows:
+        connection.executemany(SQLITE_KEY_INSERT, [_key_values(r) for r in plan.key_rows])
+    rows, seq = chained(plan, *_sqlite_head(connection))
     # Rows by the multi-row INSERT, not executemany: sqlite3 lets go of the GIL around every
     # statement step, and the event loop, waiting for it, takes it back each time; with the
     # server on one core every such hand-over is a context switch (a group commit of 8 reads:
     # 8 steps instead of 1).
-    width = len(RECORD_COLUMNS) + 2
-    for start in range(0, len(values), width * ROWS_PER_INSERT):
-        chunk = values[start : start + width * ROWS_PER_INSERT]
-        connection.execute(_sqlite_insert_rows(len(chunk) // width), chunk)
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        connection.execute(_sqlite_insert_rows(len(chunk)), [v for row in chunk for v in row])
     return seq
 
 
-async def _append_postgres(records: Sequence[AuditRecord], flush: bool, connection: Any) -> int:
+async def _append_postgres(plan: SealingPlan, flush: bool, connection: Any) -> int:
     """`append` on the asyncpg connection itself: the same statements as `append` (advisory
     lock, head, insert), without SQLAlchemy's per-statement cost (half a group commit's CPU).
 
@@ -165,11 +201,11 @@ async def _append_postgres(records: Sequence[AuditRecord], flush: bool, connecti
         if head is None:
             head = await connection.fetchrow(ANCHOR_SQL)
         seq, previous = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-        rows = []
-        for record in records:
-            seq += 1
-            previous = link(previous, seq, record)
-            rows.append((seq, *(getattr(record, c) for c in RECORD_COLUMNS), previous))
+        if plan.key_rows:
+            await connection.executemany(
+                POSTGRES_KEY_INSERT, [_key_values(r) for r in plan.key_rows]
+            )
+        rows, seq = chained(plan, seq, previous)
         await connection.executemany(POSTGRES_INSERT, rows)
         await connection.execute("COMMIT")
     except BaseException:
@@ -180,23 +216,35 @@ async def _append_postgres(records: Sequence[AuditRecord], flush: bool, connecti
 
 
 RECORD_COLUMNS = tuple(f.name for f in fields(AuditRecord))
-SQLITE_INSERT = (
-    f"INSERT INTO {audit_event.name} (seq, {', '.join(RECORD_COLUMNS)}, hash) "  # noqa: S608
-    f"VALUES ({', '.join('?' for _ in range(len(RECORD_COLUMNS) + 2))})"
+ROW_COLUMNS = ("seq", *RECORD_COLUMNS, "hash")  # the order of `chained`'s tuples
+KEY_COLUMNS = tuple(c.name for c in data_key.columns)
+ROWS_PER_INSERT = 32  # 416 bound values: far below SQLite's limit, few cached statements
+
+
+def _insert_sql(table: str, columns: Sequence[str], marks: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)})"  # noqa: S608
+
+
+def _key_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[c] for c in KEY_COLUMNS)
+
+
+SQLITE_INSERT = _insert_sql(audit_event.name, ROW_COLUMNS, ["?"] * len(ROW_COLUMNS))
+POSTGRES_INSERT = _insert_sql(
+    audit_event.name, ROW_COLUMNS, [f"${n}" for n in range(1, len(ROW_COLUMNS) + 1)]
 )
-ROWS_PER_INSERT = 32  # 384 bound values: far below SQLite's limit, few cached statements
+SQLITE_KEY_INSERT = _insert_sql(data_key.name, KEY_COLUMNS, ["?"] * len(KEY_COLUMNS))
+POSTGRES_KEY_INSERT = _insert_sql(
+    data_key.name, KEY_COLUMNS, [f"${n}" for n in range(1, len(KEY_COLUMNS) + 1)]
+)
 
 
 @functools.lru_cache(maxsize=ROWS_PER_INSERT)
 def _sqlite_insert_rows(count: int) -> str:
-    row = f"({', '.join('?' for _ in range(len(RECORD_COLUMNS) + 2))})"
+    row = f"({', '.join('?' * len(ROW_COLUMNS))})"
     return SQLITE_INSERT.split(" VALUES ", 1)[0] + " VALUES " + ", ".join([row] * count)
 
 
-POSTGRES_INSERT = (
-    f"INSERT INTO {audit_event.name} (seq, {', '.join(RECORD_COLUMNS)}, hash) "  # noqa: S608
-    f"VALUES ({', '.join(f'${n}' for n in range(1, len(RECORD_COLUMNS) + 3))})"
-)
 HEAD_SQL = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"
 ANCHOR_SQL = "SELECT seq, hash FROM audit_anchor WHERE id = 1"
 
@@ -208,11 +256,24 @@ def _sqlite_head(connection: sqlite3.Connection) -> tuple[int, str]:
     return (int(last[0]), str(last[1])) if last else (GENESIS_ANCHOR.seq, GENESIS_ANCHOR.hash)
 
 
+@dataclass(frozen=True)
+class BodyCheck:
+    """What `SqlAuditStore.check_body` found: `plaintext` when the JSON could be read."""
+
+    state: str  # "clear" (before 0011), "opened", "erased" (its key was), "unopened" (no keys)
+    plaintext: bytes | None = None
+
+
 class SqlAuditStore:
-    def __init__(self, reader: AsyncEngine, writer: AsyncEngine) -> None:
+    def __init__(
+        self, reader: AsyncEngine, writer: AsyncEngine, sealer: AuditSealer | None = None
+    ) -> None:
         self.reader = reader
         self.writer = writer
         self._sqlite = dialects.is_sqlite(str(writer.url))
+        # set with the repository's data keys (`SqlRepository.use_sealer`)
+        self.sealer: AuditSealer = sealer or NoAuditSealer()
+        self._legacy_through: int | None = None
 
     async def write(self, records: Sequence[AuditRecord], *, flush: bool = True) -> int:
         """Append in a transaction of their own (events of reads, denials, sign-ins); `flush`:
@@ -227,21 +288,81 @@ class SqlAuditStore:
         """One writer connection checked out for several appends, each its own transaction:
         a pool check-out and check-in through SQLAlchemy's async layer cost about 60 µs of CPU
         (three greenlet switches), more than an audited read's own INSERT; a group-commit
-        flusher that finds more batches waiting appends them all on one lease."""
+        flusher that finds more batches waiting appends them all on one lease.
+
+        A class key created meanwhile by another process fails our insert of the same
+        generation: planned again once, with theirs."""
         async with self.writer.connect() as connection:
-            if self._sqlite:  # the writer pool's one connection: this process's turn
 
-                async def append(records: Sequence[AuditRecord], flush: bool) -> int:
-                    work = functools.partial(_append_sqlite, list(records), flush)
-                    return await dialects.run_on_sqlite(connection, work)
-
-            else:
-
-                async def append(records: Sequence[AuditRecord], flush: bool) -> int:
-                    work = functools.partial(_append_postgres, list(records), flush)
-                    return await dialects.run_on_asyncpg(connection, work)
+            async def append(records: Sequence[AuditRecord], flush: bool) -> int:
+                plan = await self.sealer.plan(records)
+                try:
+                    seq = await self._send(connection, plan, flush)
+                except Exception:
+                    if not plan.key_rows:
+                        raise
+                    plan = await self.sealer.plan(records)
+                    seq = await self._send(connection, plan, flush)
+                self.sealer.committed(plan)
+                return seq
 
             yield append
+
+    async def _send(self, connection: AsyncConnection, plan: SealingPlan, flush: bool) -> int:
+        if self._sqlite:  # the writer pool's one connection: this process's turn
+            work = functools.partial(_append_sqlite, plan, flush)
+            return await dialects.run_on_sqlite(connection, work)
+        return await dialects.run_on_asyncpg(
+            connection, functools.partial(_append_postgres, plan, flush)
+        )
+
+    # -- reading bodies -------------------------------------------------------------------
+    async def legacy_through(self) -> int:
+        """The last seq written before 0011 sealed bodies: a clear body after it was not
+        written by the server (recorded by the migration; it never changes)."""
+        if self._legacy_through is None:
+            query = select(keystore_state.c.value).where(keystore_state.c.name == LEGACY_STATE)
+            async with self.reader.connect() as connection:
+                value = (await connection.execute(query)).scalar()
+            self._legacy_through = int(value or 0)
+        return self._legacy_through
+
+    async def check_body(self, row: ChainedRow, *, open_sealed: bool = True) -> BodyCheck:
+        """Read a stored body, without telling anyone: `Tampered` when it fails its check."""
+        record = row.record
+        if record.key_id is None:
+            if self.sealer.seals and row.seq > await self.legacy_through():
+                raise Tampered("a body in clear where the server seals (written after 0011)")
+            return BodyCheck("clear", record.body)
+        if not open_sealed:
+            return BodyCheck("unopened")
+        try:
+            plaintext = await self.sealer.unseal(record, row.seq)
+        except KeysNotLoaded:
+            return BodyCheck("unopened")
+        return BodyCheck("erased") if plaintext is None else BodyCheck("opened", plaintext)
+
+    async def event(self, row: ChainedRow) -> bytes:
+        """The AuditEvent JSON of a stored record: opened, or its erased view (`audit.erased`:
+        the clear columns only) when its key was erased. A body failing its integrity check is
+        never served: `IntegrityFailure`, once the sealer's `on_tamper` recorded it."""
+        try:
+            check = await self.check_body(row)
+        except Tampered as exc:
+            raise await self.sealer.tampered(row.record, row.seq, str(exc)) from None
+        if check.plaintext is None:
+            if check.state == "unopened":
+                raise KeysNotLoaded()
+            return erased_view(row.record)
+        return check.plaintext
+
+    async def events(
+        self, since_us: int | None = None, until_us: int | None = None
+    ) -> AsyncIterator[ChainedRow]:
+        """`rows` with every body opened (`event`): what an export sends."""
+        async for row in self.rows(0, since_us=since_us, until_us=until_us):
+            record = dataclasses.replace(row.record, body=await self.event(row), key_id=None)
+            yield ChainedRow(row.seq, record, row.hash)
 
     async def head(self) -> tuple[int, str]:
         async with self.reader.connect() as connection:
@@ -293,11 +414,13 @@ class SqlAuditStore:
             return int((await connection.execute(statement)).scalar_one())
 
     async def search(self, query: AuditQuery) -> list[tuple[int, bytes]]:
-        """(seq, AuditEvent JSON) of the matching records, newest first."""
-        statement = _filtered(select(audit_event.c.seq, audit_event.c.body), query)
+        """(seq, AuditEvent JSON) of the matching records, newest first (opened: `event`)."""
+        statement = _filtered(select(audit_event), query)
         statement = statement.order_by(audit_event.c.seq.desc()).limit(query.limit)
         async with self.reader.connect() as connection:
-            return [(int(r.seq), bytes(r.body)) for r in await connection.execute(statement)]
+            rows = (await connection.execute(statement)).all()
+        found = [ChainedRow(int(r.seq), _record(r), str(r.hash)) for r in rows]
+        return [(row.seq, await self.event(row)) for row in found]
 
     # -- checkpoints and pruning ----------------------------------------------------------
     async def add_checkpoint(self, checkpoint: Checkpoint) -> None:

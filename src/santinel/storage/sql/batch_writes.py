@@ -27,8 +27,8 @@ from sqlalchemy import Table, delete, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from santinel.audit.records import AuditRecord
 from santinel.storage.sql import audit_store, dialects
+from santinel.storage.sql.audit_sealing import SealingPlan
 
 Rows = list[dict[str, Any]]
 
@@ -36,11 +36,11 @@ Rows = list[dict[str, Any]]
 @dataclass
 class Batch:
     """Deletions (of a type's resources' rows) first, then inserts in the order given, then
-    audit records appended to the chain (`audit_store.append`)."""
+    audit records sealed and appended to the chain (`audit_store.append`)."""
 
     deletions: list[tuple[Table, str, list[str]]] = field(default_factory=list)
     inserts: list[tuple[Table, Rows]] = field(default_factory=list)
-    audit: Sequence[AuditRecord] = ()
+    audit: SealingPlan | None = None
 
     def insert(self, table: Table, rows: Rows) -> None:
         if rows:
@@ -59,7 +59,8 @@ async def send(connection: AsyncConnection, batch: Batch) -> None:
         )
     for table, rows in batch.inserts:
         await connection.execute(insert(table), rows)
-    await audit_store.append(connection, batch.audit)
+    if batch.audit is not None:
+        await audit_store.append(connection, batch.audit)
 
 
 def _send_sqlite(batch: Batch, connection: sqlite3.Connection) -> None:
@@ -74,7 +75,7 @@ def _send_sqlite(batch: Batch, connection: sqlite3.Connection) -> None:
             columns = tuple(rows[0])
             statement = _sqlite_insert(table.name, columns)
             connection.executemany(statement, map(_values_of(columns), rows))
-        if batch.audit:
+        if batch.audit is not None and batch.audit.records:
             statement = audit_store.SQLITE_INSERT
             audit_store.chain_sqlite(batch.audit, connection)
     except sqlite3.Error as exc:  # as SQLAlchemy would raise it (values hidden, as configured)

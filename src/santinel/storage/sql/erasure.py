@@ -5,6 +5,11 @@ generation) and the index rows of the resources those keys seal, and marks those
 deleted, in one transaction with its audit tombstone. Their versions stay in the database as
 ciphertext nobody can open: reads answer 410, histories skip them. A resource sealed with the
 shared key (in several patients' compartments) or moved to another patient is not erased.
+
+The audit events about the patient were sealed with the same keys (`audit_sealing`): their
+details (the query they were found by, addresses, purpose) become unreadable too, and they are
+served as their clear columns only (`audit.erased`); the chain, over the sealed bytes, still
+verifies. The tombstone itself is sealed with the class key: the proof of erasure stays.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from santinel.storage.sql.repository import SqlRepository, SqlWriteTransaction
 from santinel.storage.sql.sealing import KeyedSealer
 from santinel.storage.sql.tables import (
     INDEX_TABLES,
+    audit_event,
     data_key,
     legal_hold,
     resource,
@@ -37,6 +43,7 @@ class ErasureReport:
     keys: tuple[str, ...]  # the data keys destroyed
     resources: int  # resources whose current version became unreadable
     versions: int  # versions (current and history) that became unreadable
+    audit_events: int = 0  # audit events about the patient whose details became unreadable
 
 
 class UnderLegalHold(Conflict):
@@ -50,6 +57,7 @@ async def erase_patient(
     repository: SqlRepository, patient_id: str, tombstone: Tombstone
 ) -> ErasureReport:
     async def work(tx: SqlWriteTransaction) -> ErasureReport:
+        tx.erased_owners.add(patient_owner(patient_id))  # the tombstone: the class key
         report = await _erase(tx.connection, patient_id)
         tx.add_audit(tombstone(report))
         return report
@@ -88,11 +96,19 @@ async def _erase(connection: AsyncConnection, patient_id: str) -> ErasureReport:
     )
     counted = select(func.count()).where(resource_history.c.key_id.in_(keys))
     versions = int((await connection.execute(counted)).scalar_one())
+    events = await _audit_events(connection, patient_id, keys)
     await connection.execute(
         update(data_key).where(c.key_id.in_(keys)).values(wrapped=None, erased_us=now_micros())
     )
     await bump_epoch(connection)
-    return ErasureReport(patient_id, keys, len(current), versions)
+    return ErasureReport(patient_id, keys, len(current), versions, events)
+
+
+async def _audit_events(connection: AsyncConnection, patient_id: str, keys: tuple[str, ...]) -> int:
+    """The patient's audit events sealed with these keys (found by the patient index)."""
+    a = audit_event.c
+    counted = select(func.count()).where(a.patient == patient_id, a.key_id.in_(keys))
+    return int((await connection.execute(counted)).scalar_one())
 
 
 async def _nothing_to_erase(connection: AsyncConnection, patient_id: str) -> None:

@@ -7,6 +7,10 @@ at start, whether the KEK given is the one that wrapped this database's keys).
 
 Other nodes learn of erasures and rotations through `keystore_state.epoch`: a node reads it at
 most every `RECHECK_SECONDS` and drops its cached keys when it moved.
+
+Besides the keys by id, the audit trail caches the key each owner's events are sealed with
+(`newest_cached`): an audited read must not cost a lookup per event. It is dropped with the rest
+(epoch moved, `forget`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -67,6 +71,7 @@ class DataKeys:
         self.capacity = capacity
         self.recheck_seconds = recheck_seconds
         self._cache: OrderedDict[str, DataKey] = OrderedDict()
+        self._by_owner: OrderedDict[str, DataKey] = OrderedDict()  # the audit's, see above
         self._erased: set[str] = set()
         self._epoch: int | None = None
         self._kek_checked_epoch: int | None = -1  # the epoch at which the KEK was last checked
@@ -159,12 +164,15 @@ class DataKeys:
         if states.get("epoch") != self._epoch:
             self._epoch = states.get("epoch")
             self._cache.clear()
+            self._by_owner.clear()
             self.legacy_plaintext = bool(states.get("legacy_plaintext", 0))
 
     def forget(self, key_ids: set[str], *, erased: bool) -> None:
         """Drop keys from the cache (this node's erasure or rotation)."""
         for key_id in key_ids:
             self._cache.pop(key_id, None)
+        for owner in [o for o, key in self._by_owner.items() if key.key_id in key_ids]:
+            del self._by_owner[owner]
         if erased:
             self._erased |= key_ids
 
@@ -188,6 +196,43 @@ class DataKeys:
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
 
+    def newest_cached(self, owner: str) -> DataKey | None:
+        """The key `owner`'s audit events were last sealed with on this node (see the module's
+        docstring); the caller checks the epoch first (`refresh`)."""
+        key = self._by_owner.get(owner)
+        if key is not None:
+            self._by_owner.move_to_end(owner)
+        return key
+
+    def remember_newest(self, owner: str, key: DataKey) -> None:
+        self._by_owner[owner] = key
+        self._by_owner.move_to_end(owner)
+        while len(self._by_owner) > self.capacity:
+            self._by_owner.popitem(last=False)
+
+    async def newest(self, owner: str, connection: AsyncConnection | None = None) -> KeyRow | None:
+        """`owner`'s newest key row (None: it never had a key), as `connection`'s transaction
+        sees it (its own erasure included), or else as last committed."""
+        row = self._active_inline(owner) if connection is None else None
+        if row is None:
+            if connection is not None:
+                row = (await connection.execute(_newest_query(owner))).first()
+            else:
+                async with self.reader.connect() as reading:
+                    row = (await reading.execute(_newest_query(owner))).first()
+        if row is None or row == ():
+            return None
+        return KeyRow(row.key_id, row.wrapped, row.generation, row.retired_us, row.erased_us)
+
+    async def unwrapped(self, row: KeyRow, owner: str) -> DataKey:
+        """The key of a (not erased) row, from the cache or unwrapped by the KEK."""
+        cached = self._cache.get(row.key_id)
+        if cached is not None:
+            return cached
+        if row.wrapped is None:
+            raise Tampered(f"the data key {row.key_id[:32]} was erased")
+        return (await self._unwrap(row.key_id, owner, row.wrapped)).key
+
     # -- writing --------------------------------------------------------------------------
     async def active(self, connection: AsyncConnection, owner: str, lock: bool) -> DataKey | int:
         """The key new data of `owner` is sealed with (row-locked against a concurrent erasure
@@ -195,13 +240,7 @@ class DataKeys:
         key it had (0: none), for `create`. One statement."""
         row = self._active_inline(owner) if not lock else None
         if row is None:
-            c = data_key.c
-            query = (
-                select(c.key_id, c.wrapped, c.generation, c.retired_us, c.erased_us)
-                .where(c.owner == owner)
-                .order_by(c.generation.desc())
-                .limit(1)
-            )
+            query = _newest_query(owner)
             if lock:
                 query = query.with_for_update(read=True)
             row = (await connection.execute(query)).first()
@@ -226,7 +265,7 @@ class DataKeys:
             return None
         if found is None:
             return ()
-        return _KeyRow(*found)
+        return KeyRow(*found)
 
     async def create(
         self, connection: AsyncConnection, owner: str, after: int
@@ -290,8 +329,18 @@ ACTIVE_SQL = (
 )
 
 
+def _newest_query(owner: str) -> Select[Any]:
+    c = data_key.c
+    return (
+        select(c.key_id, c.wrapped, c.generation, c.retired_us, c.erased_us)
+        .where(c.owner == owner)
+        .order_by(c.generation.desc())
+        .limit(1)
+    )
+
+
 @dataclass(frozen=True)
-class _KeyRow:
+class KeyRow:
     key_id: str
     wrapped: bytes | None
     generation: int

@@ -41,12 +41,19 @@ from santinel.storage.base import (
     TypeFilter,
 )
 from santinel.storage.sql import batch_writes, dialects, migrations
+from santinel.storage.sql.audit_sealing import (
+    AuditSealer,
+    KeyedAuditSealer,
+    NoAuditSealer,
+    SealingPlan,
+)
 from santinel.storage.sql.audit_store import SqlAuditStore
 from santinel.storage.sql.batch_writes import Batch
 from santinel.storage.sql.point_reads import SqlitePointReader, Unavailable, point_reader
 from santinel.storage.sql.sealing import (
     BodyRef,
     KeyedSealer,
+    KeyedTxSealer,
     NoSealer,
     Prepare,
     Sealer,
@@ -87,7 +94,12 @@ UPDATE_CURRENT = (
 class SqlWriteTransaction:
     """One database transaction of writes, handed to the caller's unit of work."""
 
-    def __init__(self, connection: AsyncConnection, sealer: Sealer | None = None) -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        sealer: Sealer | None = None,
+        audit_sealer: AuditSealer | None = None,
+    ) -> None:
         self.connection = connection
         self._lock_rows = dialects.lock_clause(connection.dialect.name)
         self._last_updated = 0
@@ -110,6 +122,10 @@ class SqlWriteTransaction:
         # index values, already extracted: the audit need not evaluate them again)
         self.patients: dict[tuple[str, str, int], frozenset[str]] = {}
         self.audit_records: list[AuditRecord] = []  # appended to the audit chain before commit
+        self._audit_sealer: AuditSealer = audit_sealer or NoAuditSealer()
+        self._audit_plan: SealingPlan | None = None
+        # owners whose keys this transaction erases: its audit records never take them
+        self.erased_owners: set[str] = set()
 
     async def current(
         self, resource_type: ResourceType, resource_id: ResourceId
@@ -155,6 +171,8 @@ class SqlWriteTransaction:
         """The transaction committed: keys it created may now be cached."""
         if self._sealing is not None:
             self._sealing.committed()
+        if self._audit_plan is not None:
+            self._audit_sealer.committed(self._audit_plan)
 
     async def write_version(
         self,
@@ -239,8 +257,14 @@ class SqlWriteTransaction:
         batch.insert(resource_history, self._history)
         self._index.take(batch)
         self._inserts, self._history = {}, []
-        if with_audit:
-            batch.audit, self.audit_records = self.audit_records, []
+        if with_audit and self.audit_records:
+            records, self.audit_records = self.audit_records, []
+            batch.audit = self._audit_plan = await self._audit_sealer.plan(
+                records,
+                connection=self.connection,
+                known=self._sealing.by_owner if isinstance(self._sealing, KeyedTxSealer) else None,
+                excluded=self.erased_owners,
+            )
         await batch_writes.send(self.connection, batch)
 
     async def _insert_new(self) -> None:
@@ -294,7 +318,7 @@ class SqlRepository:
         # audit service adds the records of those changes (`tx.add_audit`), so they commit with
         # the data or not at all.
         self.before_commit: Callable[[SqlWriteTransaction], Awaitable[None]] | None = None
-        self.audit = SqlAuditStore(self.reader, self.writer)
+        self.audit = SqlAuditStore(self.reader, self.writer)  # sealing: `use_sealer`
 
     async def audit_events(self, query: AuditQuery) -> list[tuple[int, bytes]]:
         return await self.audit.search(query)
@@ -318,8 +342,12 @@ class SqlRepository:
         """Seal and open bodies with `sealer` from now on (once the data keys are open)."""
         self.sealer = sealer
         self._prepare = search_preparer(sealer)
-        if isinstance(sealer, KeyedSealer) and isinstance(self._point_reads, SqlitePointReader):
-            sealer.keys.inline = self._point_reads.fetch_one
+        if isinstance(sealer, KeyedSealer):
+            # audit bodies with the same keys (another sealer's audit counterpart, the bench's
+            # null cipher, is set on `audit` by whoever built it)
+            self.audit.sealer = KeyedAuditSealer(sealer)
+            if isinstance(self._point_reads, SqlitePointReader):
+                sealer.keys.inline = self._point_reads.fetch_one
 
     async def _open(self, stored: StoredVersion, key_id: str | None) -> StoredVersion:
         return await opened(self.sealer.open, stored, key_id)
@@ -366,7 +394,7 @@ class SqlRepository:
         for attempt in range(MAX_WRITE_ATTEMPTS):
             try:
                 async with self.writer.begin() as connection:
-                    tx = SqlWriteTransaction(connection, self.sealer)
+                    tx = SqlWriteTransaction(connection, self.sealer, self.audit.sealer)
                     result = await work(tx)
                     if self.before_commit is not None and tx.written:
                         await self.before_commit(tx)  # the audit records of what `work` wrote

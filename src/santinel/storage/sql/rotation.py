@@ -3,6 +3,11 @@ untouched (seconds). `rotate-dek`: every data key retired (new writes take a new
 once), then every version sealed with a retired key re-sealed with its owner's new key, batch by
 batch while the server serves; retired keys with no version left are deleted. Versions written
 before encryption (no key id) are sealed by the same pass, and their index rows rebuilt.
+
+Audit bodies are not re-sealed: the hash chain covers their sealed bytes (and signed checkpoints
+and exported copies cover the chain). New events take the new generations (the class key's at
+once, a patient's from their next write); a retired key is kept while audit records use it,
+until retention prunes them (`finish_rotation`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from santinel.storage.sql.keystore import (
 )
 from santinel.storage.sql.repository import SqlRepository, SqlWriteTransaction
 from santinel.storage.sql.sealing import BodyRef, KeyedSealer, owner_of
-from santinel.storage.sql.tables import data_key, keystore_state, resource, resource_history
+from santinel.storage.sql.tables import (
+    audit_event,
+    data_key,
+    keystore_state,
+    resource,
+    resource_history,
+)
 
 INTERNAL_OWNERS = (CHECK_OWNER, INDEX_OWNER)
 
@@ -146,14 +157,18 @@ async def _owner(connection: AsyncConnection, key_id: str, *, lock: bool) -> str
 
 
 async def finish_rotation(repository: SqlRepository) -> int:
-    """Delete the retired keys no version uses any more; the number deleted. Clears the
-    `legacy_plaintext` flag once no version lacks a key."""
-    c, h, r = data_key.c, resource_history.c, resource.c
+    """Delete the retired keys no version and no audit record uses any more; the number
+    deleted. Clears the `legacy_plaintext` flag once no version lacks a key."""
+    c, h, r, a = data_key.c, resource_history.c, resource.c, audit_event.c
+    # audit_event has no index on key_id (one more per event on the audit's hot path): its key
+    # ids are read in one pass, not looked up per key
+    sealing_audit = select(a.key_id).where(a.key_id.is_not(None)).distinct()
     unused = and_(
         c.retired_us.is_not(None),
         c.erased_us.is_(None),
         ~exists().where(h.key_id == c.key_id),
         ~exists().where(r.key_id == c.key_id),
+        c.key_id.not_in(sealing_audit),
     )
     async with repository.writer.begin() as connection:
         result = await connection.execute(delete(data_key).where(unused))

@@ -190,8 +190,12 @@ class KeyedTxSealer:
         return rows
 
     def committed(self) -> None:
+        keys = self.sealer.keys
         for key in self.created.values():
-            self.sealer.keys.remember(key)
+            keys.remember(key)
+        for owner, key in self.by_owner.items():
+            if key.key_id in self.created:  # its newest key now: the audit's events take it
+                keys.remember_newest(owner, key)
 
 
 class NoSealer:

@@ -338,8 +338,9 @@ audit_event = Table(
     Column("outcome", String(2), nullable=False),
     Column("subtype", String(64), nullable=False),
     Column("entity", String(300), nullable=True),
-    Column("body", LargeBinary, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # sealed with `key_id` (0011); else clear
     Column("hash", String(64), nullable=False),
+    Column("key_id", String(32), nullable=True),  # None: written in clear, before 0011
     Index("ix_audit_event_patient", "patient", "seq"),
     Index("ix_audit_event_client", "client_id", "seq"),
     Index("ix_audit_event_recorded", "recorded_us"),
@@ -381,7 +382,8 @@ data_key = Table(
     UniqueConstraint("owner", "generation", name="uq_data_key_owner_generation"),
 )
 # Counters every node reads: `epoch` grows with each erasure and rotation (nodes drop cached keys
-# when it moves); `legacy_plaintext` is 1 while rows written before 0008 may be unencrypted.
+# when it moves); `legacy_plaintext` is 1 while rows written before 0008 may be unencrypted;
+# `audit_legacy_seq` (0011) is the last audit record stored in clear.
 keystore_state = Table(
     "keystore_state",
     metadata,
