@@ -221,8 +221,9 @@ KEY_COLUMNS = tuple(c.name for c in data_key.columns)
 ROWS_PER_INSERT = 32  # 416 bound values: far below SQLite's limit, few cached statements
 
 
-def _insert_sql(table: str, columns: Sequence[str], marks: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)})"  # noqa: S608
+def _insert_sql(table: str, columns: Sequence[str], marks: Sequence[str], rows: int = 1) -> str:
+    values = ", ".join([f"({', '.join(marks)})"] * rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"  # noqa: S608
 
 
 def _key_values(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -241,8 +242,7 @@ POSTGRES_KEY_INSERT = _insert_sql(
 
 @functools.lru_cache(maxsize=ROWS_PER_INSERT)
 def _sqlite_insert_rows(count: int) -> str:
-    row = f"({', '.join('?' * len(ROW_COLUMNS))})"
-    return SQLITE_INSERT.split(" VALUES ", 1)[0] + " VALUES " + ", ".join([row] * count)
+    return _insert_sql(audit_event.name, ROW_COLUMNS, ["?"] * len(ROW_COLUMNS), count)
 
 
 HEAD_SQL = "SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1"

@@ -156,9 +156,10 @@ def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
     def _on_begin(connection: Any) -> None:
         # every transaction through SQLAlchemy (data changes, their audit records) commits
         # with the fsync, whatever an audit-only append left the connection at
-        if id(_sqlite3_of(connection.connection.driver_connection)) in _relaxed_sqlite:
+        relaxed = id(_sqlite3_of(connection.connection.driver_connection))
+        if relaxed in _relaxed_sqlite:
             connection.exec_driver_sql("PRAGMA synchronous=FULL")
-            _relaxed_sqlite.discard(id(_sqlite3_of(connection.connection.driver_connection)))
+            _relaxed_sqlite.discard(relaxed)
         connection.exec_driver_sql(begin)
 
 

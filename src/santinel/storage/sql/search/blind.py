@@ -84,13 +84,13 @@ class BlindRows:
     ) -> tuple[list[ExtractedValue], list[dict[str, Any]]]:
         """(values indexed in clear, blind-index rows of `search_token`)."""
         plain: list[ExtractedValue] = []
-        rows: list[dict[str, Any]] = []
-        covered = self._covered(resource_type, values)
+        protected: list[ExtractedValue] = []
         for value in values:
             kind = blinded(resource_type, value.param, plaintext_names=self.plaintext_names)
-            if kind is None:
-                plain.append(value)
-                continue
+            (plain if kind is None else protected).append(value)
+        rows: list[dict[str, Any]] = []
+        covered = _covered(protected)
+        for value in protected:
             if value in covered:
                 continue
             scope = f"{resource_type}.{value.param}"
@@ -109,33 +109,6 @@ class BlindRows:
                 case _:
                     plain.append(value)
         return plain, rows
-
-    def _covered(self, resource_type: str, values: list[ExtractedValue]) -> set[ExtractedValue]:
-        """The protected values another protected parameter of the resource indexes already
-        (the same text, or the same `telecom` token): written once, under that one."""
-        strings: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        telecom: set[tuple[str | None, str | None, str | None]] = set()
-        for value in values:
-            if not self._blind(resource_type, value.param):
-                continue
-            if isinstance(value, StringValue):
-                strings[value.param].add((value.normalized, value.exact))
-            elif isinstance(value, TokenValue) and value.param == TELECOM:
-                telecom.add((value.system, value.code, value.text))
-        covered: set[ExtractedValue] = set()
-        for value in values:
-            if isinstance(value, StringValue):
-                text = (value.normalized, value.exact)
-                if any(text in strings[other] for other in COVERED_BY.get(value.param, ())):
-                    covered.add(value)
-            elif isinstance(value, TokenValue) and value.param in TELECOM_OF_SYSTEM:
-                same = value.system == TELECOM_OF_SYSTEM[value.param]
-                if same and (value.system, value.code, value.text) in telecom:
-                    covered.add(value)
-        return covered
-
-    def _blind(self, resource_type: str, param: str) -> bool:
-        return blinded(resource_type, param, plaintext_names=self.plaintext_names) is not None
 
     def _string(self, scope: str, value: StringValue, prefixes: bool) -> set[str]:
         normalized = value.normalized
@@ -194,7 +167,32 @@ def date_text(start: int, end: int) -> str | None:
     return None
 
 
+def _covered(protected: list[ExtractedValue]) -> set[ExtractedValue]:
+    """The protected values another protected parameter of the resource indexes already
+    (the same text, or the same `telecom` token): written once, under that one."""
+    strings: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    telecom: set[tuple[str | None, str | None, str | None]] = set()
+    for value in protected:
+        if isinstance(value, StringValue):
+            strings[value.param].add((value.normalized, value.exact))
+        elif isinstance(value, TokenValue) and value.param == TELECOM:
+            telecom.add((value.system, value.code, value.text))
+    covered: set[ExtractedValue] = set()
+    for value in protected:
+        if isinstance(value, StringValue):
+            text = (value.normalized, value.exact)
+            if any(text in strings[other] for other in COVERED_BY.get(value.param, ())):
+                covered.add(value)
+        elif isinstance(value, TokenValue) and value.param in TELECOM_OF_SYSTEM:
+            same = value.system == TELECOM_OF_SYSTEM[value.param]
+            if same and (value.system, value.code, value.text) in telecom:
+                covered.add(value)
+    return covered
+
+
 # -- read side -------------------------------------------------------------------------------
+
+
 class BlindSearch:
     """Rewrites the criteria of a parsed search that name protected parameters."""
 
