@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 
 from bench.swapped_app import app_with, serve
 from santinel.audit.records import AuditRecord
-from santinel.crypto.blind_index import BlindIndex
+from santinel.crypto.blind_index import BlindTerms
 from santinel.crypto.envelope import DataKey
 from santinel.services.container import Container
 from santinel.settings import Settings
@@ -49,7 +49,7 @@ class NullTxSealer:
 
 
 class NullSealer:
-    blind: BlindIndex | None = None  # identifying values indexed in clear
+    blind: BlindTerms | None = None  # identifying values indexed in clear
     plaintext_names = True
 
     def begin(self, connection: AsyncConnection, lock: bool) -> TxSealer:
@@ -57,6 +57,9 @@ class NullSealer:
 
     async def open(self, ref: BodyRef, body: bytes | None, key_id: str | None) -> bytes | None:
         return body
+
+    async def refresh(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

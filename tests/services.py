@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -57,6 +58,17 @@ def postgres_database() -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def backend_settings(backend: str, data_dir: Path) -> Iterator[Settings]:
+    """Settings of a new store: "sqlite" under `data_dir`, "postgres" a new database (dropped
+    afterwards)."""
+    if backend == "sqlite":
+        yield Settings(data_dir=data_dir)
+        return
+    with postgres_database() as url:
+        yield Settings(database_url=url)
 
 
 def free_port() -> int:

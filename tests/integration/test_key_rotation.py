@@ -20,7 +20,7 @@ from santinel.services.container import Container
 from santinel.services.oauth.keys import rotate
 from santinel.settings import Settings
 from santinel.storage.auth_records import ClientRecord
-from tests.services import postgres_database
+from tests.services import backend_settings
 
 ISSUER = "https://santinel.test"
 AUDIENCE = "https://santinel.test/fhir"
@@ -28,11 +28,8 @@ AUDIENCE = "https://santinel.test/fhir"
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path / "data")
-        return
-    with postgres_database() as url:
-        yield Settings(database_url=url)
+    with backend_settings(request.param, tmp_path / "data") as settings:
+        yield settings
 
 
 def claims(client_id: str = "c1", lifetime: int = 300) -> dict[str, Any]:

@@ -17,16 +17,13 @@ from santinel.services.guard import OPERATOR
 from santinel.services.request import FhirRequest
 from santinel.settings import Settings
 from santinel.storage.sql.tables import search_token
-from tests.services import postgres_database
+from tests.services import backend_settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path / "data")
-        return
-    with postgres_database() as url:
-        yield Settings(database_url=url)
+    with backend_settings(request.param, tmp_path / "data") as settings:
+        yield settings
 
 
 async def _seed_then_lose_index(settings: Settings) -> None:

@@ -91,3 +91,28 @@ def rotate_dek(
         f"{versions} versions re-encrypted; {deleted} retired data keys deleted (those still "
         "sealing audit records are kept until retention prunes them)."
     )
+
+
+@app.command("rotate-blind-index")
+def rotate_blind_index(
+    batch: Annotated[int, typer.Option(help="Resources re-indexed per transaction.")] = 500,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Replace the blind-index key (the HMAC key of the digests identifying values are searched
+    by): servers write index rows under the new key at once and search under both; every live
+    resource's rows are rebuilt under it, batch by batch with a progress bar, while servers keep
+    serving; then the old key is deleted. Run it again to finish an interrupted rotation."""
+    settings = make_settings(data_dir=data_dir, database_url=database_url)
+    with Progress(console=Console(stderr=True)) as bar:
+        task = bar.add_task("Re-indexing", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        done = asyncio.run(key_admin.rotate_blind_index(settings, batch, progress))
+    resumed = " (an interrupted rotation, resumed)" if done.resumed else ""
+    console.print(
+        f"Blind-index key replaced{resumed}: {done.resources} resources re-indexed, "
+        f"{done.keys_deleted} retired key deleted."
+    )

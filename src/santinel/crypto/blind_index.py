@@ -6,11 +6,16 @@ scope (HKDF-SHA-256, `info` = the scope, e.g. `Patient.family`): equal values gi
 terms within one parameter only, never across parameters. A term is the first 128 bits of
 HMAC-SHA-256(scope key, kind ‖ 0x00 ‖ value), in hex: `kind` separates the forms of one value
 (the whole normalized value, its prefixes, the exact text, a token code…).
+
+The master key rotates (`santinel keys rotate-blind-index`): while every row is rebuilt under the
+new one, a `BlindKeyring` writes terms under the newest key and searches for each key's terms.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
+from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -36,6 +41,43 @@ class BlindIndex:
         mac.update(kind.encode() + b"\x00" + value.encode())
         return mac.digest()[:TERM_BYTES].hex()
 
+    def terms(self, scope: str, kind: str, value: str) -> tuple[str, ...]:
+        return (self.term(scope, kind, value),)
+
     def _derive(self, scope: str) -> bytes:
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=INFO + scope.encode())
         return hkdf.derive(self._master)
+
+
+class BlindTerms(Protocol):
+    def term(self, scope: str, kind: str, value: str) -> str:
+        """The term index rows are written with."""
+
+    def terms(self, scope: str, kind: str, value: str) -> tuple[str, ...]:
+        """Every term a search looks up: one per key whose rows may still be in the index."""
+
+
+class BlindKeyring:
+    """The blind-index keys in use, newest first: rows are written under the newest; searches
+    look up the terms of all, so a rotation can rebuild the rows while every search still
+    finds each resource (under its old key or its new one). One object for the life of a
+    process, its keys replaced in place when another process rotates them."""
+
+    def __init__(self, keys: Sequence[tuple[str, BlindIndex]]) -> None:
+        self.replace(keys)
+
+    def replace(self, keys: Sequence[tuple[str, BlindIndex]]) -> None:
+        if not keys:
+            raise ValueError("a blind-index keyring needs a key")
+        # one assignment: a term computed meanwhile is under the old keys or the new, whole
+        self._keys = tuple(keys)
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(key_id for key_id, _ in self._keys)
+
+    def term(self, scope: str, kind: str, value: str) -> str:
+        return self._keys[0][1].term(scope, kind, value)
+
+    def terms(self, scope: str, kind: str, value: str) -> tuple[str, ...]:
+        return tuple(index.term(scope, kind, value) for _, index in self._keys)

@@ -1,7 +1,10 @@
-"""Key administration for the CLI: KEK and DEK rotation on a database opened with its keys."""
+"""Key administration for the CLI: KEK, DEK and blind-index key rotation on a database opened
+with its keys."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from santinel.services.container import prepare_schema
 from santinel.services.encryption import open_sealer, promote_next_key_file
 from santinel.settings import Settings
 from santinel.storage.sql import rotation
+from santinel.storage.sql.keystore import RECHECK_SECONDS
 from santinel.storage.sql.repository import SqlRepository
 from santinel.storage.sql.sealing import KeyedSealer
 
@@ -114,3 +118,50 @@ async def rotate_dek(
                 break
         deleted = await rotation.finish_rotation(repository)
         return done, deleted
+
+
+# Every node reloads its keys within RECHECK_SECONDS of a rotation (`DataKeys.refresh`, before
+# each write and search): after this grace, no node writes rows under the retired key.
+BLIND_GRACE_SECONDS = 2 * RECHECK_SECONDS + 1
+# A node's clock may be behind this one's: resources written since the switch, by that clock,
+# are rebuilt a second time at the end.
+CLOCK_SKEW_US = 60 * 1_000_000
+
+
+@dataclass(frozen=True)
+class BlindIndexRotation:
+    resumed: bool  # an interrupted rotation finished
+    resources: int  # live resources whose index rows were rebuilt
+    keys_deleted: int  # retired blind-index keys
+
+
+async def rotate_blind_index(
+    settings: Settings,
+    batch: int,
+    progress: Callable[[int, int], None],
+    *,
+    grace_seconds: float = BLIND_GRACE_SECONDS,
+) -> BlindIndexRotation:
+    """A new blind-index key: every node writes index rows under it (and searches under both
+    keys) once it has seen it; then every live resource's rows are rebuilt under it (`progress
+    (done, total)` after each batch of `batch`), those written meanwhile once more, and the old
+    key deleted. Run again after an interruption, it resumes."""
+    async with opened_repository(settings) as repository:
+        started, switched_us = await rotation.start_blind_index_rotation(repository)
+        waited = time.time() - switched_us / 1_000_000
+        await asyncio.sleep(max(0.0, grace_seconds - waited))
+        total = await repository.live_count()
+        done = 0
+        progress(done, total)
+        after = await repository.reindex_batch(None, batch)
+        while after is not None:
+            done = min(done + batch, total)
+            progress(done, total)
+            after = await repository.reindex_batch(after, batch)
+        progress(total, total)
+        since_us = switched_us - CLOCK_SKEW_US
+        after = await repository.reindex_batch(None, batch, since_us=since_us)
+        while after is not None:
+            after = await repository.reindex_batch(after, batch, since_us=since_us)
+        deleted = await rotation.finish_blind_index_rotation(repository)
+        return BlindIndexRotation(not started, total, deleted)

@@ -27,7 +27,7 @@ from sqlalchemy import Select, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from santinel.crypto.blind_index import BlindIndex
+from santinel.crypto.blind_index import BlindIndex, BlindKeyring
 from santinel.crypto.envelope import DataKey, Tampered, associated_data, new_key
 from santinel.crypto.key_providers import KeyProvider, KeyProviderError, WrongKek
 from santinel.fhir.resource import now_micros
@@ -76,7 +76,8 @@ class DataKeys:
         self._epoch: int | None = None
         self._kek_checked_epoch: int | None = -1  # the epoch at which the KEK was last checked
         self._epoch_read_at = 0.0
-        self.blind: BlindIndex | None = None
+        self.blind: BlindKeyring | None = None
+        self._blind_masters: dict[str, BlindIndex] = {}  # by key id: unwrapped once
         self.legacy_plaintext = False
         # SQLite's inline read-only connection (`point_reads`), for the writers' key lookups
         self.inline: Callable[[str, tuple[object, ...]], Any] | None = None
@@ -101,7 +102,7 @@ class DataKeys:
         check = await _owner_row(connection, CHECK_OWNER)
         if check is None:
             await self._create(connection, CHECK_OWNER, 1)
-            index = await self._create(connection, INDEX_OWNER, 1)
+            await self._create(connection, INDEX_OWNER, 1)
         else:
             try:
                 await self.provider.unwrap(check.wrapped, wrap_context(check.key_id, CHECK_OWNER))
@@ -109,11 +110,7 @@ class DataKeys:
                 raise WrongKeyEncryptionKey(
                     wrong_kek_message(self.provider, check.kek_id)
                 ) from None
-            row = await _owner_row(connection, INDEX_OWNER)
-            if row is None:
-                raise WrongKeyEncryptionKey("the database has no blind-index key")
-            index = await self._unwrap(row.key_id, INDEX_OWNER, row.wrapped)
-        self.blind = BlindIndex(index.secret)
+        await self._load_blind(connection)
         rows = (await connection.execute(select(keystore_state))).all()
         states: dict[str, int] = {str(name): int(value) for name, value in rows}
         self._epoch = int(states.get("epoch", 0))
@@ -149,6 +146,12 @@ class DataKeys:
         """Learn of other processes' erasures and rotations (at most every few seconds)."""
         await self._check_epoch(None)
 
+    async def reload(self) -> None:
+        """Learn of this process's own rotation at once."""
+        self._epoch_read_at = -self.recheck_seconds
+        self._epoch = None
+        await self._check_epoch(None)
+
     async def _check_epoch(self, connection: AsyncConnection | None) -> None:
         now = time.monotonic()
         if now - self._epoch_read_at < self.recheck_seconds:
@@ -166,6 +169,36 @@ class DataKeys:
             self._cache.clear()
             self._by_owner.clear()
             self.legacy_plaintext = bool(states.get("legacy_plaintext", 0))
+            if connection is not None:
+                await self._load_blind(connection)
+            else:
+                async with self.reader.connect() as reading:
+                    await self._load_blind(reading)
+
+    async def _load_blind(self, connection: AsyncConnection) -> None:
+        """The blind-index keys as the database has them now: the active one first, then those
+        a rotation is retiring (`santinel keys rotate-blind-index`)."""
+        c = data_key.c
+        query = (
+            select(c.key_id, c.wrapped)
+            .where(c.owner == INDEX_OWNER, c.wrapped.is_not(None), c.erased_us.is_(None))
+            .order_by(c.generation.desc())
+        )
+        keys: list[tuple[str, BlindIndex]] = []
+        for key_id, wrapped in (await connection.execute(query)).all():
+            master = self._blind_masters.get(key_id)
+            if master is None:
+                unwrapped = await self._unwrap(key_id, INDEX_OWNER, wrapped)
+                master = self._blind_masters[key_id] = BlindIndex(unwrapped.secret)
+            keys.append((key_id, master))
+        if not keys:
+            raise WrongKeyEncryptionKey("the database has no blind-index key")
+        if self.blind is None:
+            self.blind = BlindKeyring(keys)
+        else:
+            self.blind.replace(keys)  # the object every sealer and search already holds
+        for gone in set(self._blind_masters) - {key_id for key_id, _ in keys}:
+            del self._blind_masters[gone]
 
     def forget(self, key_ids: set[str], *, erased: bool) -> None:
         """Drop keys from the cache (this node's erasure or rotation)."""
@@ -276,6 +309,14 @@ class DataKeys:
         await self._require_current_kek(connection)
         created, row = await self._new(owner, after + 1)
         return created.key, row
+
+    async def create_internal(
+        self, connection: AsyncConnection, owner: str, generation: int
+    ) -> None:
+        """A new key of an internal owner (the next blind-index key), in `connection`'s
+        transaction; loaded after it commits (`reload`)."""
+        await self._require_current_kek(connection)
+        await self._create(connection, owner, generation, cache=False)
 
     async def _create(
         self, connection: AsyncConnection, owner: str, generation: int, *, cache: bool = True

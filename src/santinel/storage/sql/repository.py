@@ -162,6 +162,9 @@ class SqlWriteTransaction:
                 row = rows.get(key)
                 self._preloaded[key] = None if row is None else (_current_version(row), row.key_id)
 
+    def locks_rows(self) -> bool:
+        return self._lock_rows
+
     def sealing(self) -> TxSealer:
         if self._sealing is None:
             self._sealing = self._sealer.begin(self.connection, self._lock_rows)
@@ -391,6 +394,7 @@ class SqlRepository:
 
     # -- writes ---------------------------------------------------------------------------
     async def run_write(self, work: Callable[[SqlWriteTransaction], Awaitable[T]]) -> T:
+        await self.sealer.refresh()  # index rows under the blind-index key in use now
         for attempt in range(MAX_WRITE_ATTEMPTS):
             try:
                 async with self.writer.begin() as connection:
@@ -413,10 +417,12 @@ class SqlRepository:
     async def find_ids(
         self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
     ) -> list[ResourceId]:
+        await self.sealer.refresh()
         async with self.reader.connect() as connection:
             return await _find_ids(connection, resource_type, criteria, limit, self._prepare)
 
     async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
+        await self.sealer.refresh()  # the blind-index keys of a rotation by another process
         async with (
             self.reader.connect() as connection,
             dialects.time_budget(connection, self.query_timeout),
@@ -425,6 +431,7 @@ class SqlRepository:
         return [ResourceId(i) for i in ids]
 
     async def count(self, query: SearchQuery) -> int:
+        await self.sealer.refresh()
         async with (
             self.reader.connect() as connection,
             dialects.time_budget(connection, self.query_timeout),
@@ -499,10 +506,12 @@ class SqlRepository:
             return int((await connection.execute(query)).scalar_one())
 
     async def reindex_batch(
-        self, after: tuple[str, str] | None, size: int
+        self, after: tuple[str, str] | None, size: int, *, since_us: int | None = None
     ) -> tuple[str, str] | None:
         """Rebuild the index rows of the next `size` live resources after `after` (in (type, id)
-        order) in one transaction; the last (type, id) done, or None when there are no more."""
+        order; `since_us`: only those last updated since) in one transaction, each under a row
+        lock where the database has them (a concurrent write of one waits, or is waited for);
+        the last (type, id) done, or None when there are no more."""
         query = (
             select(
                 resource.c.res_type,
@@ -517,9 +526,12 @@ class SqlRepository:
         )
         if after is not None:
             query = query.where(tuple_(resource.c.res_type, resource.c.res_id) > after)
+        if since_us is not None:
+            query = query.where(resource.c.last_updated >= since_us)
 
         async def work(tx: SqlWriteTransaction) -> tuple[str, str] | None:
-            rows = list(await tx.connection.execute(query))
+            locked = query.with_for_update() if tx.locks_rows() else query
+            rows = list(await tx.connection.execute(locked))
             for row in rows:
                 ref = BodyRef(row.res_type, row.res_id, row.version)
                 body = await tx.sealing().open(ref, row.body, row.key_id)

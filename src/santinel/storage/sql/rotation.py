@@ -4,6 +4,10 @@ once), then every version sealed with a retired key re-sealed with its owner's n
 batch while the server serves; retired keys with no version left are deleted. Versions written
 before encryption (no key id) are sealed by the same pass, and their index rows rebuilt.
 
+`rotate-blind-index`: a new blind-index key becomes the one index rows are written with while
+the old one is still searched (`BlindKeyring`); once every node has seen it, every live resource's
+index rows are rebuilt under it, then the old key is deleted.
+
 Audit bodies are not re-sealed: the hash chain covers their sealed bytes (and signed checkpoints
 and exported copies cover the chain). New events take the new generations (the class key's at
 once, a patient's from their next write); a retired key is kept while audit records use it,
@@ -166,6 +170,7 @@ async def finish_rotation(repository: SqlRepository) -> int:
     unused = and_(
         c.retired_us.is_not(None),
         c.erased_us.is_(None),
+        c.owner.not_in(INTERNAL_OWNERS),  # a blind-index key retires with its own rotation
         ~exists().where(h.key_id == c.key_id),
         ~exists().where(r.key_id == c.key_id),
         c.key_id.not_in(sealing_audit),
@@ -180,4 +185,49 @@ async def finish_rotation(repository: SqlRepository) -> int:
                 .values(value=0)
             )
         await bump_epoch(connection)
+    return int(result.rowcount or 0)
+
+
+# -- the blind-index key ------------------------------------------------------------------------
+
+
+async def start_blind_index_rotation(repository: SqlRepository) -> tuple[bool, int]:
+    """Retire the blind-index key and create the next one, which index rows are written with
+    from now on (searches look up both until `finish_blind_index_rotation`). (True, now) when
+    this call switched the keys; (False, when they were switched) when an interrupted rotation
+    already had: it resumes."""
+    if not isinstance(repository.sealer, KeyedSealer):
+        raise KeyedSealerRequired()
+    keys = repository.sealer.keys
+    c = data_key.c
+    mine = select(c.generation, c.retired_us, c.created_us).where(
+        c.owner == INDEX_OWNER, c.erased_us.is_(None)
+    )
+    async with repository.writer.begin() as connection:
+        rows = (await connection.execute(mine.order_by(c.generation.desc()))).all()
+        if any(row.retired_us is not None for row in rows):
+            return False, int(rows[0].created_us)
+        switched = now_micros()
+        await connection.execute(
+            update(data_key)
+            .where(c.owner == INDEX_OWNER, c.retired_us.is_(None))
+            .values(retired_us=switched)
+        )
+        await keys.create_internal(connection, INDEX_OWNER, int(rows[0].generation) + 1)
+        await bump_epoch(connection)
+    await keys.reload()
+    return True, switched
+
+
+async def finish_blind_index_rotation(repository: SqlRepository) -> int:
+    """Delete the retired blind-index keys: every row is under the active one by now. The
+    number deleted."""
+    c = data_key.c
+    async with repository.writer.begin() as connection:
+        result = await connection.execute(
+            delete(data_key).where(c.owner == INDEX_OWNER, c.retired_us.is_not(None))
+        )
+        await bump_epoch(connection)
+    if isinstance(repository.sealer, KeyedSealer):
+        await repository.sealer.keys.reload()
     return int(result.rowcount or 0)

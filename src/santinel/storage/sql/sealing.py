@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from santinel.crypto.blind_index import BlindIndex
+from santinel.crypto.blind_index import BlindTerms
 from santinel.crypto.envelope import DataKey, Tampered, associated_data
 from santinel.errors import FhirError
 from santinel.fhir.compartment_membership import PATIENT, referenced_owners
@@ -96,12 +96,18 @@ class TxSealer(Protocol):
 class Sealer(Protocol):
     """What the repository seals and opens bodies with (the bench's null cipher is another)."""
 
-    blind: BlindIndex | None  # None: identifying values indexed in clear (bench only)
     plaintext_names: bool
+
+    @property
+    def blind(self) -> BlindTerms | None:
+        """None: identifying values indexed in clear (bench only)."""
 
     def begin(self, connection: AsyncConnection, lock: bool) -> TxSealer: ...
 
     async def open(self, ref: BodyRef, body: bytes | None, key_id: str | None) -> bytes | None: ...
+
+    async def refresh(self) -> None:
+        """Learn of other processes' rotations (the blind-index keys a search looks up)."""
 
     async def close(self) -> None: ...
 
@@ -117,6 +123,9 @@ class KeyedSealer:
 
     def begin(self, connection: AsyncConnection, lock: bool) -> TxSealer:
         return KeyedTxSealer(self, connection, lock)
+
+    async def refresh(self) -> None:
+        await self.keys.refresh()
 
     async def close(self) -> None:
         await self.keys.provider.close()
@@ -201,7 +210,7 @@ class KeyedTxSealer:
 class NoSealer:
     """What a repository opened without keys has: it stores and serves no resource body."""
 
-    blind: BlindIndex | None = None
+    blind: BlindTerms | None = None
     plaintext_names = False
 
     def begin(self, connection: AsyncConnection, lock: bool) -> TxSealer:
@@ -211,6 +220,9 @@ class NoSealer:
         if body is None:
             return None
         raise KeysNotLoaded()
+
+    async def refresh(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

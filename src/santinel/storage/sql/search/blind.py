@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import and_, false, or_, select, true, union
 
-from santinel.crypto.blind_index import BlindIndex
+from santinel.crypto.blind_index import BlindTerms
 from santinel.errors import InvalidSearch
 from santinel.fhir.dates import EPOCH, parse_period
 from santinel.fhir.search.escaping import split_unescaped, unescape
@@ -75,7 +75,7 @@ class Blinded(Criterion):
 
 # -- write side ------------------------------------------------------------------------------
 class BlindRows:
-    def __init__(self, blind: BlindIndex, plaintext_names: bool) -> None:
+    def __init__(self, blind: BlindTerms, plaintext_names: bool) -> None:
         self.blind = blind
         self.plaintext_names = plaintext_names
 
@@ -196,7 +196,7 @@ def _covered(protected: list[ExtractedValue]) -> set[ExtractedValue]:
 class BlindSearch:
     """Rewrites the criteria of a parsed search that name protected parameters."""
 
-    def __init__(self, blind: BlindIndex, plaintext_names: bool) -> None:
+    def __init__(self, blind: BlindTerms, plaintext_names: bool) -> None:
         self.blind = blind
         self.plaintext_names = plaintext_names
 
@@ -282,7 +282,7 @@ class BlindSearch:
     def _string(self, criterion: Criterion, scope: str, value: str) -> Any:
         term = search_token.c.code
         if criterion.modifier == "exact":
-            return term == self.blind.term(scope, "x", unescape(value))
+            return _code_in(self.blind.terms(scope, "x", unescape(value)))
         if criterion.modifier == "contains":
             raise InvalidSearch(
                 f"{criterion.param.code}:contains is not available on "
@@ -293,29 +293,29 @@ class BlindSearch:
         text = normalize(unescape(value))
         if not text:
             return term.isnot(None)
-        whole = self.blind.term(scope, "v", text)
+        whole = self.blind.terms(scope, "v", text)
         if criterion.param.code in PREFIXED and MIN_PREFIX <= len(text) <= MAX_PREFIX:
             # values starting with `text` and longer (`p`), or `text` itself (`v`)
-            return term.in_((self.blind.term(scope, "p", text), whole))
-        return term == whole
+            return _code_in(self.blind.terms(scope, "p", text) + whole)
+        return _code_in(whole)
 
     def _token(self, scope: str, modifier: str | None, value: str) -> Any:
         t = search_token.c
         if modifier == "text":
-            return t.code == self.blind.term(scope, "t", normalize(unescape(value)))
+            return _code_in(self.blind.terms(scope, "t", normalize(unescape(value))))
         parts = split_unescaped(value, "|")
         if modifier == "of-type":
             pieces = [unescape(p) for p in parts]
             if len(pieces) != 3 or not all(pieces):
                 raise InvalidSearch(":of-type takes system|code|value.")
             code = f"{pieces[1]}|{pieces[2]}"[:MAX_INDEXED]
-            return and_(t.system == pieces[0], t.code == self.blind.term(scope, "c", code))
+            return and_(t.system == pieces[0], _code_in(self.blind.terms(scope, "c", code)))
         if len(parts) == 1:
-            return t.code == self.blind.term(scope, "c", unescape(parts[0])[:MAX_INDEXED])
+            return _code_in(self.blind.terms(scope, "c", unescape(parts[0])[:MAX_INDEXED]))
         system, code = unescape(parts[0]), unescape("|".join(parts[1:]))[:MAX_INDEXED]
         if not code:
             return t.system == system if system else false()
-        term = t.code == self.blind.term(scope, "c", code)
+        term = _code_in(self.blind.terms(scope, "c", code))
         return and_(t.system.is_(None), term) if not system else and_(t.system == system, term)
 
     def _dates(self, criterion: Criterion, scope: str) -> Any:
@@ -326,7 +326,7 @@ class BlindSearch:
             period = parse_period(text)
             clause, matching = self._date(prefix, period.start, period.end)
             coarse.append(clause)
-            terms += [self.blind.term(scope, "v", t) for t in matching]
+            terms += [term for t in matching for term in self.blind.terms(scope, "v", t)]
         d, b = search_date.c, search_token.c
         in_clear = select(d.res_id).where(
             d.res_type == criterion.resource_type, d.param == criterion.param.code, or_(*coarse)
@@ -366,6 +366,13 @@ class BlindSearch:
         if whole:
             clause = or_(clause, d.start_us.in_([_candidates(y)[0][1] for y in whole]))
         return clause, matching
+
+
+def _code_in(terms: tuple[str, ...]) -> Any:
+    """The row's term is one of `terms` (one per blind-index key in use: several only while
+    `santinel keys rotate-blind-index` rebuilds the rows)."""
+    code = search_token.c.code
+    return code == terms[0] if len(terms) == 1 else code.in_(terms)
 
 
 def _fields(criterion: Criterion) -> dict[str, Any]:
