@@ -90,6 +90,8 @@ class FakeVault:
             return 204, None
         if method == "POST" and route == f"encrypt/{self.key}":
             return 200, {"data": {"ciphertext": self._encrypt(body["plaintext"])}}
+        if method == "POST" and route == f"rewrap/{self.key}" and "batch_input" in body:
+            return self._rewrap_batch(body["batch_input"])
         if method == "POST" and route in (f"decrypt/{self.key}", f"rewrap/{self.key}"):
             plaintext = self._decrypt(str(body.get("ciphertext", "")))
             if plaintext is None:
@@ -98,6 +100,19 @@ class FakeVault:
                 return 200, {"data": {"plaintext": plaintext}}
             return 200, {"data": {"ciphertext": self._encrypt(plaintext)}}
         return 404, {"errors": ["unsupported path"]}
+
+    def _rewrap_batch(self, items: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        """Vault's batch form: one result per item, an item that fails has `error` (the
+        request still answers 200 when some succeed, 400 when none does)."""
+        results: list[dict[str, Any]] = []
+        for item in items:
+            plaintext = self._decrypt(str(item.get("ciphertext", "")))
+            if plaintext is None:
+                results.append({"error": "cipher: message authentication failed"})
+            else:
+                results.append({"ciphertext": self._encrypt(plaintext), "key_version": self.latest})
+        failed = all("error" in r for r in results)
+        return (400 if failed else 200), {"data": {"batch_results": results}}
 
     def _key_info(self) -> dict[str, Any]:
         return {

@@ -23,6 +23,7 @@ import orjson
 import pytest
 from sqlalchemy import select, text, update
 
+from santinel.crypto import key_providers
 from santinel.crypto.key_providers import KeyProviderError
 from santinel.services import key_admin
 from santinel.services.container import Container
@@ -507,6 +508,58 @@ def test_the_server_runs_on_vault_transit_and_rotates_its_kek(
         assert http.get("/Patient/v").status_code == 200
     anyio.run(_open_and_close, settings)
     assert not (tmp_path / "data.kek").exists()  # no local key file with Vault
+
+
+def test_vault_rewraps_in_batches_and_a_failed_item_changes_no_key(
+    tmp_path: Path, vault: FakeVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        key_provider="vault",
+        vault_url=vault.url,
+        vault_token=vault.token,
+    )
+    with LiveServer(settings) as live, client(live) as http:
+        for n in range(5):
+            assert http.put(f"/Patient/b{n}", json=marked_patient(f"b{n}", marker())).is_success
+    monkeypatch.setattr(key_providers, "REWRAP_BATCH", 2)
+    good = anyio.run(_wrapped_of, settings, "Patient/b3")
+    anyio.run(_set_wrapped, settings, "Patient/b3", b"vault:v1:" + base64.b64encode(b"x" * 60))
+    with pytest.raises(KeyProviderError, match="could not rewrap 1 of 2 keys"):
+        anyio.run(key_admin.rotate_kek, settings)
+    assert anyio.run(_kek_ids, settings) == {"vault:transit/santinel:v1"}  # none changed
+
+    anyio.run(_set_wrapped, settings, "Patient/b3", good)
+    vault.calls.clear()
+    done = anyio.run(key_admin.rotate_kek, settings)
+    assert done.keys >= 7  # 5 patients, the blind index, the check key (and the audit's)
+    rewraps = [call for call in vault.calls if "/rewrap/" in call]
+    assert len(rewraps) == (done.keys + 1) // 2  # batches of 2, not one call per key
+    assert anyio.run(_kek_ids, settings) == {done.kek_id}
+    vault.min_decryption_version = vault.latest  # only the newest version opens anything now
+    with LiveServer(settings) as live, client(live) as http:
+        assert http.get("/Patient/b3").status_code == 200
+
+
+async def _wrapped_of(settings: Settings, owner: str) -> bytes:
+    repository = SqlRepository(settings.resolved_database_url())
+    try:
+        async with repository.reader.connect() as connection:
+            query = select(data_key.c.wrapped).where(data_key.c.owner == owner)
+            return bytes((await connection.execute(query)).scalar_one())
+    finally:
+        await repository.close()
+
+
+async def _set_wrapped(settings: Settings, owner: str, wrapped: bytes) -> None:
+    repository = SqlRepository(settings.resolved_database_url())
+    try:
+        async with repository.writer.begin() as connection:
+            await connection.execute(
+                update(data_key).where(data_key.c.owner == owner).values(wrapped=wrapped)
+            )
+    finally:
+        await repository.close()
 
 
 # -- plaintext name indexes (opt-in) ---------------------------------------------------------

@@ -18,6 +18,7 @@ import binascii
 import hmac
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -164,6 +165,9 @@ class EnvKeyProvider(LocalKek):
         super().__init__(parse_key_text(text), f"environment variable {name}")
 
 
+REWRAP_BATCH = 250  # keys per Vault `rewrap` request
+
+
 class VaultTransitProvider:
     """HashiCorp Vault Transit: wrap = `encrypt`, unwrap = `decrypt`, re-wrap = `rewrap`.
 
@@ -225,10 +229,27 @@ class VaultTransitProvider:
             raise WrongKek("the unwrapped key belongs to another place")
         return plaintext[2 + size :]
 
-    async def rewrap(self, wrapped: bytes) -> bytes:
-        """The same key wrapped by the transit key's latest version (the key stays in Vault)."""
-        data = await self._call("POST", f"rewrap/{self.key}", {"ciphertext": wrapped.decode()})
-        return str(data["ciphertext"]).encode()
+    async def rewrap(self, wrapped: Sequence[bytes]) -> list[bytes]:
+        """The same keys wrapped by the transit key's latest version (they stay in Vault), by
+        `batch_input` requests of `REWRAP_BATCH`: a `rotate-kek` of 100,000 patients' keys is
+        400 calls, not 100,000."""
+        rewrapped: list[bytes] = []
+        for start in range(0, len(wrapped), REWRAP_BATCH):
+            chunk = wrapped[start : start + REWRAP_BATCH]
+            items = [{"ciphertext": w.decode()} for w in chunk]
+            data = await self._call("POST", f"rewrap/{self.key}", {"batch_input": items})
+            results = data.get("batch_results")
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise KeyProviderError(f"{self.description} answered a rewrap without results")
+            failed = [r for r in results if not isinstance(r, dict) or "ciphertext" not in r]
+            if failed:
+                first = failed[0].get("error") if isinstance(failed[0], dict) else None
+                raise KeyProviderError(
+                    f"{self.description} could not rewrap {len(failed)} of {len(chunk)} keys "
+                    f"({first or 'no ciphertext'}); none was changed"
+                )
+            rewrapped += [str(r["ciphertext"]).encode() for r in results]
+        return rewrapped
 
     async def rotate(self) -> None:
         """A new version of the transit key; later wraps use it, older ones still unwrap."""

@@ -16,10 +16,11 @@ until retention prunes them (`finish_rotation`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from santinel.crypto.key_providers import KeyProvider, VaultTransitProvider
@@ -56,21 +57,31 @@ async def rewrap_all(repository: SqlRepository, old: KeyProvider, new: KeyProvid
                 select(c.key_id, c.owner, c.wrapped).where(c.wrapped.is_not(None))
             )
         ).all()
-        for row in rows:
-            wrapped = await _rewrap(old, new, row.wrapped, wrap_context(row.key_id, row.owner))
+        rewrapped = await _rewrap(old, new, rows)
+        if rows:
             await connection.execute(
                 update(data_key)
-                .where(c.key_id == row.key_id)
-                .values(wrapped=wrapped, kek_id=new.kek_id)
+                .where(c.key_id == bindparam("b_key_id"))
+                .values(wrapped=bindparam("b_wrapped"), kek_id=new.kek_id),
+                [
+                    {"b_key_id": row.key_id, "b_wrapped": wrapped}
+                    for row, wrapped in zip(rows, rewrapped, strict=True)
+                ],
             )
         await bump_epoch(connection)
     return len(rows)
 
 
-async def _rewrap(old: KeyProvider, new: KeyProvider, wrapped: bytes, context: bytes) -> bytes:
+async def _rewrap(old: KeyProvider, new: KeyProvider, rows: Sequence[Any]) -> list[bytes]:
+    """Each row's key wrapped by `new`: Vault re-wraps in batches without the keys leaving it;
+    other providers unwrap and wrap each here."""
     if new is old and isinstance(old, VaultTransitProvider):
-        return await old.rewrap(wrapped)
-    return await new.wrap(await old.unwrap(wrapped, context), context)
+        return await old.rewrap([row.wrapped for row in rows])
+    rewrapped = []
+    for row in rows:
+        context = wrap_context(row.key_id, row.owner)
+        rewrapped.append(await new.wrap(await old.unwrap(row.wrapped, context), context))
+    return rewrapped
 
 
 async def retire_data_keys(repository: SqlRepository) -> int:
