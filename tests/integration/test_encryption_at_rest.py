@@ -488,15 +488,19 @@ def vault() -> Iterator[FakeVault]:
         yield fake
 
 
-def test_the_server_runs_on_vault_transit_and_rotates_its_kek(
-    tmp_path: Path, vault: FakeVault
-) -> None:
-    settings = Settings(
+def vault_settings(tmp_path: Path, vault: FakeVault) -> Settings:
+    return Settings(
         data_dir=tmp_path / "data",
         key_provider="vault",
         vault_url=vault.url,
         vault_token=vault.token,
     )
+
+
+def test_the_server_runs_on_vault_transit_and_rotates_its_kek(
+    tmp_path: Path, vault: FakeVault
+) -> None:
+    settings = vault_settings(tmp_path, vault)
     with LiveServer(settings) as live, client(live) as http:
         assert http.put("/Patient/v", json=marked_patient("v", marker())).is_success
         assert anyio.run(_kek_ids, settings) == {"vault:transit/santinel:v1"}
@@ -513,12 +517,7 @@ def test_the_server_runs_on_vault_transit_and_rotates_its_kek(
 def test_vault_rewraps_in_batches_and_a_failed_item_changes_no_key(
     tmp_path: Path, vault: FakeVault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        key_provider="vault",
-        vault_url=vault.url,
-        vault_token=vault.token,
-    )
+    settings = vault_settings(tmp_path, vault)
     with LiveServer(settings) as live, client(live) as http:
         for n in range(5):
             assert http.put(f"/Patient/b{n}", json=marked_patient(f"b{n}", marker())).is_success
