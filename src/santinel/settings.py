@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         None,
         description="PostgreSQL URL (postgresql://user@host:port/db); overrides the data dir.",
     )
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections each server keeps open (plus up to half as many "
+        "more in bursts, closed after).",
+    )
     public_base_url: str | None = Field(
         None,
         description="Public FHIR base URL used in links and Location headers "

@@ -62,7 +62,9 @@ class Container:
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         repository = SqlRepository(
-            settings.resolved_database_url(), query_timeout_seconds=settings.search_timeout_seconds
+            settings.resolved_database_url(),
+            query_timeout_seconds=settings.search_timeout_seconds,
+            pool_size=settings.database_pool_size,
         )
         try:
             await prepare_schema(repository, migrate_empty=migrate)

@@ -304,7 +304,12 @@ class _RetryWrite(Exception):
 
 class SqlRepository:
     def __init__(
-        self, url: str, *, query_timeout_seconds: float = 10.0, sealer: Sealer | None = None
+        self,
+        url: str,
+        *,
+        query_timeout_seconds: float = 10.0,
+        sealer: Sealer | None = None,
+        pool_size: int = 20,
     ) -> None:
         self.url = url
         self.query_timeout = query_timeout_seconds
@@ -312,7 +317,7 @@ class SqlRepository:
         # (the data keys are opened after the schema: `use_sealer`) no body is stored or served.
         self.sealer: Sealer = sealer or NoSealer()
         self._prepare = search_preparer(self.sealer)
-        self.reader, self.writer = dialects.create_engines(url)
+        self.reader, self.writer = dialects.create_engines(url, pool_size)
         self._point_reads = point_reader(url, self.reader)
         # One-statement reads need no transaction: on PostgreSQL, autocommit saves the BEGIN and
         # ROLLBACK round trips (two of the three a read by id otherwise costs).
