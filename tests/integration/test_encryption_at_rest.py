@@ -26,7 +26,7 @@ from sqlalchemy import select, text, update
 from santinel.crypto import key_providers
 from santinel.crypto.key_providers import KeyProviderError
 from santinel.services import key_admin
-from santinel.services.container import Container
+from santinel.services.container import Container, NameIndexesMismatch
 from santinel.settings import Settings
 from santinel.storage.base import AuditQuery
 from santinel.storage.sql.keystore import RECHECK_SECONDS, WrongKeyEncryptionKey
@@ -578,3 +578,31 @@ def test_plaintext_name_indexes_bring_contains_back_and_keep_the_rest_blind(
     assert f"Fam{m}".encode() in stored  # the opted-in name index, in clear
     assert f"1{m}".encode() not in stored  # the identifier stays a blind index
     assert f"+33{m}".encode() not in stored
+
+
+def test_a_server_refuses_names_indexed_the_other_way_until_a_reindex_switches_them(
+    tmp_path: Path,
+) -> None:
+    blind = Settings(data_dir=tmp_path / "data")
+    in_clear = Settings(data_dir=tmp_path / "data", plaintext_name_indexes=True)
+    m = marker()
+    with LiveServer(blind) as live, client(live) as http:
+        assert http.put("/Patient/s", json=marked_patient("s", m)).is_success
+    with pytest.raises(NameIndexesMismatch, match="indexes person names as blind indexes"):
+        anyio.run(_open_and_close, in_clear)  # its name searches would miss Patient/s
+    with pytest.raises(NameIndexesMismatch):
+        asyncio.run(key_admin.rotate_blind_index(in_clear, 10, lambda *_: None))
+
+    done = subprocess.run(
+        [SANTINEL, "db", "reindex", "--data-dir", str(tmp_path / "data")],
+        env={**clean_environment(), "SANTINEL_PLAINTEXT_NAME_INDEXES": "true"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(NameIndexesMismatch, match="indexes person names in clear"):
+        anyio.run(_open_and_close, blind)
+    with LiveServer(in_clear) as live, client(live) as http:
+        found = http.get("/Patient", params={"family:contains": m[4:10].lower()}).json()
+        assert [e["resource"]["id"] for e in found["entry"]] == ["s"]  # the rows were rebuilt

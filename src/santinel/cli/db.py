@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from santinel.cli.common import DatabaseUrlOption, DataDirOption, make_settings
-from santinel.services.container import Container
+from santinel.services.container import Container, name_indexes_match
 from santinel.storage.sql import migrations
 from santinel.storage.sql.repository import SqlRepository
 
@@ -42,11 +42,12 @@ def reindex(
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Rebuild every search index row from the stored resources (after a definitions change)."""
+    """Rebuild every search index row from the stored resources (after a definitions change,
+    or to switch the database to this run's plaintext_name_indexes mode)."""
     settings = make_settings(data_dir=data_dir, database_url=database_url)
 
     async def run() -> int:
-        container = await Container.open(settings)
+        container = await Container.open(settings, check_name_indexes=False)
         done = 0
         try:
             total = await container.repository.live_count()
@@ -58,6 +59,8 @@ def reindex(
                     progress.update(task, completed=done)
                     after = await container.repository.reindex_batch(after, batch)
                 progress.update(task, completed=total)
+            # the rows are now all in this process's mode: the database's, from now on
+            await name_indexes_match(container.repository, adopt=True)
             return total
         finally:
             await container.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
 from santinel.audit.checkpoint import load_or_create_key
 from santinel.crypto.jwt import KeyRing
 from santinel.services import startup_heap
@@ -25,6 +28,7 @@ from santinel.storage.sql.auth_store import SqlAuthStore
 from santinel.storage.sql.grant_store import SqlGrantStore
 from santinel.storage.sql.repository import SqlRepository
 from santinel.storage.sql.sealing import KeyedSealer, Sealer
+from santinel.storage.sql.tables import keystore_state
 
 # Opens the data keys of a repository's database (`services.encryption.open_sealer`; the
 # bench's null cipher is another, in bench/ only).
@@ -54,10 +58,13 @@ class Container:
         migrate: bool = True,
         key_refresh_seconds: float = KEY_REFRESH_SECONDS,
         sealer: SealerFactory = open_sealer,
+        check_name_indexes: bool = True,
     ) -> Container:
         """Open the database and build the services; `key_refresh_seconds` is how often the
         signing keys are reloaded from the store (a rotation by another process or node);
-        `sealer` opens the data keys (the KEK must open them, or nothing starts)."""
+        `sealer` opens the data keys (the KEK must open them, or nothing starts);
+        `check_name_indexes`: refuse a database whose name indexes were built in the other mode
+        (False only for `santinel db reindex`, which rebuilds them)."""
         TrafficControl.check(settings)  # refuse bad limits or unsafe public types before anything
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,6 +76,8 @@ class Container:
         try:
             await prepare_schema(repository, migrate_empty=migrate)
             repository.use_sealer(await sealer(settings, repository))
+            if check_name_indexes:
+                await name_indexes_match(repository)
         except BaseException:
             await repository.close()
             raise
@@ -126,6 +135,56 @@ def dpop_nonces(settings: Settings, keyring: KeyRing) -> DpopNonces | None:
 
 class SchemaNotCurrent(RuntimeError):
     """The database holds an older schema: an operator runs `santinel db upgrade` first."""
+
+
+class NameIndexesMismatch(SchemaNotCurrent):
+    """The person-name indexes were built blind and this process indexes them in clear, or the
+    reverse: its name searches would silently miss every resource written the other way."""
+
+
+PLAINTEXT_NAMES_STATE = "plaintext_names"  # keystore_state: 1 when names are indexed in clear
+
+
+async def name_indexes_match(repository: SqlRepository, *, adopt: bool = False) -> None:
+    """Check the process's `plaintext_name_indexes` against the mode the database's rows were
+    written in, recorded at the first start (`adopt`: record this process's, after a reindex).
+    Only databases sealed with data keys have blind indexes."""
+    if not isinstance(repository.sealer, KeyedSealer):
+        return
+    mine = int(repository.sealer.plaintext_names)
+    c = keystore_state.c
+    for _ in range(2):  # a second node recording it at the same first start
+        try:
+            async with repository.writer.begin() as connection:
+                query = select(c.value).where(c.name == PLAINTEXT_NAMES_STATE)
+                stored = (await connection.execute(query)).scalar()
+                if stored is None:
+                    row = {"name": PLAINTEXT_NAMES_STATE, "value": mine}
+                    await connection.execute(insert(keystore_state).values(row))
+                elif adopt and stored != mine:
+                    await connection.execute(
+                        update(keystore_state)
+                        .where(c.name == PLAINTEXT_NAMES_STATE)
+                        .values(value=mine)
+                    )
+                elif stored != mine:
+                    raise NameIndexesMismatch(_mismatch(bool(stored)))
+            return
+        except IntegrityError:
+            continue
+
+
+def _mismatch(stored_in_clear: bool) -> str:
+    def mode(in_clear: bool) -> str:
+        return "in clear" if in_clear else "as blind indexes"
+
+    return (
+        f"This database indexes person names {mode(stored_in_clear)}, and this process was "
+        f"given plaintext_name_indexes={str(not stored_in_clear).lower()}: its name searches "
+        "would miss every resource written the other way. Start it with the database's "
+        "setting, or change the database's: stop every server, run `santinel db reindex` with "
+        "the new setting, then start the servers with it."
+    )
 
 
 async def prepare_schema(repository: SqlRepository, *, migrate_empty: bool) -> None:

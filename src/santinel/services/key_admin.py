@@ -18,7 +18,7 @@ from santinel.crypto.key_providers import (
     VaultTransitProvider,
     write_key_file,
 )
-from santinel.services.container import prepare_schema
+from santinel.services.container import name_indexes_match, prepare_schema
 from santinel.services.encryption import open_sealer, promote_next_key_file
 from santinel.settings import Settings
 from santinel.storage.sql import rotation
@@ -36,6 +36,7 @@ async def opened_repository(settings: Settings) -> AsyncIterator[SqlRepository]:
     try:
         await prepare_schema(repository, migrate_empty=True)
         repository.use_sealer(await open_sealer(settings, repository))
+        await name_indexes_match(repository)  # a rotation rebuilds index rows: in the same mode
         yield repository
     finally:
         await repository.close()

@@ -165,7 +165,6 @@ class DataKeys:
         states = {str(name): int(value) for name, value in rows}
         self._epoch_read_at = now
         if states.get("epoch") != self._epoch:
-            self._epoch = states.get("epoch")
             self._cache.clear()
             self._by_owner.clear()
             self.legacy_plaintext = bool(states.get("legacy_plaintext", 0))
@@ -174,6 +173,8 @@ class DataKeys:
             else:
                 async with self.reader.connect() as reading:
                     await self._load_blind(reading)
+            # only now: a failed reload of the blind-index keys is tried again at the next check
+            self._epoch = states.get("epoch")
 
     async def _load_blind(self, connection: AsyncConnection) -> None:
         """The blind-index keys as the database has them now: the active one first, then those
