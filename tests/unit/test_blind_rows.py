@@ -4,13 +4,15 @@ commit (issue 8), so a regression here is a slower create."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 
-from santinel.crypto.blind_index import BlindIndex
+from santinel.crypto.blind_index import BlindIndex, BlindKeyring
 from santinel.crypto.envelope import new_key
+from santinel.fhir.dates import parse_period
 from santinel.fhir.search.extract import extract
-from santinel.storage.sql.search.blind import BlindRows
+from santinel.storage.sql.search.blind import BlindRows, date_text, year_of
 
 PATIENT: dict[str, Any] = {
     "resourceType": "Patient",
@@ -68,3 +70,38 @@ def test_with_names_in_clear_the_address_is_still_written_once() -> None:
     rows = rows_by_param(PATIENT, plaintext_names=True)
     assert not {"name", "family", "given", "phonetic"} & set(rows)
     assert rows["address"] == 2
+
+
+def test_date_text_names_exactly_the_periods_parse_period_gives() -> None:
+    rng = random.Random(7)
+    texts = ["1970", "2000-02", "2024-02-29", "1900-12-31", "0001", "0001-01-01", "9998-12"]
+    texts += [f"{rng.randint(1, 9998):04d}-{rng.randint(1, 12):02d}" for _ in range(200)]
+    texts += [
+        f"{rng.randint(1, 9998):04d}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        for _ in range(400)
+    ]
+    texts += [f"{rng.randint(1, 9998):04d}" for _ in range(200)]
+    for text in texts:
+        period = parse_period(text)
+        assert date_text(period.start, period.end) == text
+        assert date_text(period.start, period.end - 1) is None  # not a whole period
+        assert date_text(period.start + 1, period.end) is None
+        assert year_of(period.start) == (
+            parse_period(text[:4]).start,
+            parse_period(text[:4]).end,
+        )
+    hour = parse_period("2024-02-29T10:00")
+    assert date_text(hour.start, hour.end) is None
+
+
+def test_a_keyring_writes_under_its_newest_key_and_searches_under_all() -> None:
+    old, new = BlindIndex(new_key()), BlindIndex(new_key())
+    ring = BlindKeyring([("k1", old)])
+    assert ring.terms("Patient.family", "v", "x") == (old.term("Patient.family", "v", "x"),)
+    ring.replace([("k2", new), ("k1", old)])  # a rotation: the same object, new keys
+    assert ring.term("Patient.family", "v", "x") == new.term("Patient.family", "v", "x")
+    assert ring.terms("Patient.family", "v", "x") == (
+        new.term("Patient.family", "v", "x"),
+        old.term("Patient.family", "v", "x"),
+    )
+    assert ring.key_ids == ("k2", "k1")

@@ -130,7 +130,7 @@ def test_vault_transit_wraps_unwraps_rotates_and_rewraps() -> None:
             await provider.rotate()
             assert provider.kek_id == "vault:transit/santinel:v2"
             assert await provider.unwrap(wrapped, b"ctx") == secret  # older versions still open
-            rewrapped = await provider.rewrap(wrapped)
+            [rewrapped] = await provider.rewrap([wrapped])
             assert rewrapped.startswith(b"vault:v2:")
             vault.min_decryption_version = 2  # the old version retired: old wraps are dead
             with pytest.raises(WrongKek):

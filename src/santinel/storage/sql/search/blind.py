@@ -27,6 +27,7 @@ Patient writes 37 of them instead of 70.
 from __future__ import annotations
 
 import dataclasses
+from calendar import monthrange
 from collections import defaultdict
 from datetime import timedelta
 from functools import lru_cache
@@ -145,26 +146,42 @@ def year_of(micros: int) -> tuple[int, int] | None:
     """The whole year `micros` falls in, as an indexed period."""
     try:
         year = (EPOCH + timedelta(microseconds=micros)).year
+    except OverflowError:
+        return None
+    return _year_period(year)
+
+
+@lru_cache(maxsize=1024)
+def _year_period(year: int) -> tuple[int, int] | None:
+    try:
         period = parse_period(f"{year:04d}")
-    except (OverflowError, ValueError, InvalidSearch):
+    except InvalidSearch:
         return None
     return period.start, period.end
 
 
+DAY_US = 86_400_000_000
+
+
 def date_text(start: int, end: int) -> str | None:
-    """The date (year, month or day precision) denoting exactly [start, end], if any."""
+    """The date (year, month or day precision) denoting exactly [start, end], if any: the
+    periods of `parse_period` (UTC), computed from `start` without parsing (a new Patient's
+    birth date, on every write)."""
+    if start % DAY_US:
+        return None  # not a midnight, UTC
     try:
-        day = (EPOCH + timedelta(microseconds=start)).strftime("%Y-%m-%d")
-    except (OverflowError, ValueError):
+        day = EPOCH + timedelta(microseconds=start)
+    except OverflowError:
         return None
-    for text in (day[:4], day[:7], day):
-        try:
-            period = parse_period(text)
-        except InvalidSearch:
-            return None
-        if (period.start, period.end) == (start, end):
-            return text
-    return None
+    year, month = day.year, day.month
+    if end == start + DAY_US - 1:
+        return f"{year:04d}-{month:02d}-{day.day:02d}"
+    if day.day != 1:
+        return None
+    if end == start + monthrange(year, month)[1] * DAY_US - 1:
+        return f"{year:04d}-{month:02d}"
+    whole = _year_period(year) if month == 1 else None
+    return f"{year:04d}" if whole == (start, end) else None
 
 
 def _covered(protected: list[ExtractedValue]) -> set[ExtractedValue]:
