@@ -75,6 +75,7 @@ def test_with_names_in_clear_the_address_is_still_written_once() -> None:
 def test_date_text_names_exactly_the_periods_parse_period_gives() -> None:
     rng = random.Random(7)
     texts = ["1970", "2000-02", "2024-02-29", "1900-12-31", "0001", "0001-01-01", "9998-12"]
+    texts += ["9999", "9999-12", "9999-12-31", "9999-01-01"]
     texts += [f"{rng.randint(1, 9998):04d}-{rng.randint(1, 12):02d}" for _ in range(200)]
     texts += [
         f"{rng.randint(1, 9998):04d}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"

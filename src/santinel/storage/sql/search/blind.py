@@ -174,6 +174,13 @@ def date_text(start: int, end: int) -> str | None:
     except OverflowError:
         return None
     year, month = day.year, day.month
+    if year == 9999:  # periods there end at datetime's last instant, not a day later
+        texts = (f"{year:04d}", f"{year:04d}-{month:02d}", f"{year:04d}-{month:02d}-{day.day:02d}")
+        periods = [parse_period(text) for text in texts]
+        return next(
+            (t for t, p in zip(texts, periods, strict=True) if (p.start, p.end) == (start, end)),
+            None,
+        )
     if end == start + DAY_US - 1:
         return f"{year:04d}-{month:02d}-{day.day:02d}"
     if day.day != 1:
