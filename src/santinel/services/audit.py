@@ -36,7 +36,7 @@ from santinel.services.audit_context import OPERATOR_ACTOR, AuditScope, current
 from santinel.services.ratelimit.events import SecurityEvent
 from santinel.storage.base import StoredVersion
 from santinel.storage.sql.audit_store import Appender, SqlAuditStore
-from santinel.storage.sql.repository import SqlWriteTransaction
+from santinel.storage.sql.write_transaction import SqlWriteTransaction
 
 log = get_logger("santinel.audit")
 WRITE_SUBTYPES = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}

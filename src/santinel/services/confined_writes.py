@@ -23,9 +23,9 @@ from typing import Any
 
 from santinel.auth.policy import AccessDecision
 from santinel.auth.principal import Principal
-from santinel.errors import Forbidden, InvalidSearch
+from santinel.errors import Forbidden
 from santinel.fhir.json import parse_object
-from santinel.fhir.search.query import SearchQuery, parse_query
+from santinel.fhir.search.query import SearchQuery, parse_criteria
 from santinel.services import guard
 from santinel.services.authn import unauthorized
 from santinel.storage.base import Method, StoredVersion, WriteTransaction
@@ -104,13 +104,7 @@ class ConfinedTx:
         self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
     ) -> list[ResourceId]:
         """A condition's matches, searched as the principal would search them."""
-        query = parse_query(resource_type, list(criteria))
-        if query.ignored:
-            raise InvalidSearch(
-                f"Unsupported search parameter(s) in the condition: {', '.join(query.ignored)}.",
-                issue_code="not-supported",
-            )
-        return await self.search_ids(query, limit)
+        return await self.search_ids(parse_criteria(resource_type, criteria), limit)
 
     async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
         """Matches of the principal's own search: its decision on every type pushed in."""

@@ -7,6 +7,7 @@ refused under `Prefer: handling=strict`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from santinel.errors import InvalidSearch
@@ -128,6 +129,18 @@ class SearchQuery:
 @dataclass(frozen=True)
 class Limits:
     max_chain_depth: int = 3
+
+
+def parse_criteria(resource_type: str, criteria: Sequence[tuple[str, str]]) -> SearchQuery:
+    """The criteria of a conditional operation (`If-None-Exist`, conditional update or delete):
+    unlike a search, an unknown parameter is refused, not ignored (it would widen the match)."""
+    query = parse_query(resource_type, list(criteria))
+    if query.ignored:
+        raise InvalidSearch(
+            f"Unsupported search parameter(s) in the condition: {', '.join(query.ignored)}.",
+            issue_code="not-supported",
+        )
+    return query
 
 
 def parse_query(

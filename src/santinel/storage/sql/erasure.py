@@ -25,7 +25,7 @@ from santinel.errors import Conflict, Gone, NotFound
 from santinel.fhir.resource import now_micros
 from santinel.storage.sql import dialects
 from santinel.storage.sql.keystore import bump_epoch, patient_owner
-from santinel.storage.sql.repository import SqlRepository, SqlWriteTransaction
+from santinel.storage.sql.repository import SqlRepository
 from santinel.storage.sql.sealing import KeyedSealer
 from santinel.storage.sql.tables import (
     INDEX_TABLES,
@@ -35,6 +35,7 @@ from santinel.storage.sql.tables import (
     resource,
     resource_history,
 )
+from santinel.storage.sql.write_transaction import SqlWriteTransaction
 
 
 @dataclass(frozen=True)

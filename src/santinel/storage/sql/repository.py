@@ -5,301 +5,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import (
-    Select,
-    Table,
-    and_,
-    bindparam,
-    exists,
-    false,
-    func,
-    or_,
-    select,
-    text,
-    tuple_,
-    update,
-)
+from sqlalchemy import and_, exists, false, func, or_, select, text, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from santinel.audit.records import AuditRecord
-from santinel.errors import Conflict, InvalidSearch
-from santinel.fhir.json import dumps, loads
-from santinel.fhir.resource import now_micros, stamp
-from santinel.fhir.search.extract import extract
-from santinel.fhir.search.query import Include, SearchQuery, parse_query
+from santinel.errors import Conflict
+from santinel.fhir.search.query import Include, SearchQuery
 from santinel.storage.base import (
     AuditQuery,
     HistoryPage,
     HistoryQuery,
-    Method,
     Snapshot,
     StoredVersion,
     TypeFilter,
 )
 from santinel.storage.sql import batch_writes, dialects, migrations
-from santinel.storage.sql.audit_sealing import (
-    AuditSealer,
-    KeyedAuditSealer,
-    NoAuditSealer,
-    SealingPlan,
-)
+from santinel.storage.sql.audit_sealing import KeyedAuditSealer
 from santinel.storage.sql.audit_store import SqlAuditStore
 from santinel.storage.sql.batch_writes import Batch
 from santinel.storage.sql.point_reads import SqlitePointReader, Unavailable, point_reader
+from santinel.storage.sql.rows import (
+    current_version,
+    find_ids,
+    history_version,
+    key_inserts,
+    select_current,
+    select_history,
+)
 from santinel.storage.sql.sealing import (
     BodyRef,
     KeyedSealer,
-    KeyedTxSealer,
     NoSealer,
     Prepare,
     Sealer,
-    TxSealer,
-    compartment_patients,
     open_snapshot_query,
     opened,
-    owner_for,
     seal_snapshot_query,
     search_preparer,
 )
 from santinel.storage.sql.search import executor
-from santinel.storage.sql.search.blind import BlindRows
-from santinel.storage.sql.search.indexing import IndexBuffer, chunks
 from santinel.storage.sql.tables import data_key, resource, resource_history
+from santinel.storage.sql.write_transaction import RetryWrite, SqlWriteTransaction
 from santinel.types import ResourceId, ResourceType, VersionId
 
 T = TypeVar("T")
 MAX_WRITE_ATTEMPTS = 8
-# Built once: every update executes it with its own values (no per-row statement building).
-UPDATE_CURRENT = (
-    update(resource)
-    .where(
-        resource.c.res_type == bindparam("_res_type"),
-        resource.c.res_id == bindparam("_res_id"),
-        resource.c.version == bindparam("_version"),
-    )
-    .values(
-        version=bindparam("version"),
-        last_updated=bindparam("last_updated"),
-        deleted=bindparam("deleted"),
-        body=bindparam("body"),
-        key_id=bindparam("key_id"),
-    )
-)
-
-
-class SqlWriteTransaction:
-    """One database transaction of writes, handed to the caller's unit of work."""
-
-    def __init__(
-        self,
-        connection: AsyncConnection,
-        sealer: Sealer | None = None,
-        audit_sealer: AuditSealer | None = None,
-    ) -> None:
-        self.connection = connection
-        self._lock_rows = dialects.lock_clause(connection.dialect.name)
-        self._last_updated = 0
-        self._sealer: Sealer = sealer or NoSealer()
-        self._sealing: TxSealer | None = None  # begun at the first body sealed or opened
-        self._prepare = search_preparer(self._sealer)
-        blind = self._sealer.blind
-        self._index = IndexBuffer(BlindRows(blind, self._sealer.plaintext_names) if blind else None)
-        self._history: list[dict[str, Any]] = []
-        # First versions, inserted in one batch at `flush` (a resource is new to the database
-        # until then: its current version is in `_known`).
-        self._inserts: dict[tuple[str, str], dict[str, Any]] = {}
-        # Current versions this transaction read ahead (`preload`: sealed, opened when asked
-        # for) or wrote (plaintext): `current` answers them without a round trip.
-        self._preloaded: dict[tuple[str, str], tuple[StoredVersion, str | None] | None] = {}
-        self._known: dict[tuple[str, str], StoredVersion] = {}
-        # every version this transaction wrote, with the one it replaced (audit: whose data)
-        self.written: list[tuple[StoredVersion, StoredVersion | None]] = []
-        # the patients whose compartment holds each version written with a body (from its
-        # index values, already extracted: the audit need not evaluate them again)
-        self.patients: dict[tuple[str, str, int], frozenset[str]] = {}
-        self.audit_records: list[AuditRecord] = []  # appended to the audit chain before commit
-        self._audit_sealer: AuditSealer = audit_sealer or NoAuditSealer()
-        self._audit_plan: SealingPlan | None = None
-        # owners whose keys this transaction erases: its audit records never take them
-        self.erased_owners: set[str] = set()
-
-    async def current(
-        self, resource_type: ResourceType, resource_id: ResourceId
-    ) -> StoredVersion | None:
-        key = (resource_type, resource_id)
-        if key in self._known:
-            return self._known[key]
-        if key in self._preloaded:
-            found = self._preloaded[key]
-            return None if found is None else await opened(self.sealing().open, *found)
-        query = _select_current().where(
-            resource.c.res_type == resource_type, resource.c.res_id == resource_id
-        )
-        if self._lock_rows:
-            query = query.with_for_update()
-        row = (await self.connection.execute(query)).first()
-        if row is None:
-            return None
-        return await opened(self.sealing().open, _current_version(row), row.key_id)
-
-    async def preload(self, refs: Iterable[tuple[ResourceType, ResourceId]]) -> None:
-        """Read (and lock, where rows lock) the current versions of these resources in one
-        statement per 500, instead of one round trip each in `current`; opened when asked for
-        (an integrity failure then names the entry that asked)."""
-        wanted = sorted({key for key in refs if key not in self._known} - self._preloaded.keys())
-        for chunk in chunks(wanted):
-            query = _select_current().where(
-                executor.refs_in(resource.c.res_type, resource.c.res_id, chunk)
-            )
-            if self._lock_rows:
-                query = query.with_for_update()
-            rows = {(row.res_type, row.res_id): row for row in await self.connection.execute(query)}
-            for key in chunk:
-                row = rows.get(key)
-                self._preloaded[key] = None if row is None else (_current_version(row), row.key_id)
-
-    def locks_rows(self) -> bool:
-        return self._lock_rows
-
-    def sealing(self) -> TxSealer:
-        if self._sealing is None:
-            self._sealing = self._sealer.begin(self.connection, self._lock_rows)
-        return self._sealing
-
-    def committed(self) -> None:
-        """The transaction committed: keys it created may now be cached."""
-        if self._sealing is not None:
-            self._sealing.committed()
-        if self._audit_plan is not None:
-            self._audit_sealer.committed(self._audit_plan)
-
-    async def write_version(
-        self,
-        resource_type: ResourceType,
-        resource_id: ResourceId,
-        resource_json: dict[str, Any] | None,
-        *,
-        previous: StoredVersion | None,
-        method: Method,
-    ) -> StoredVersion:
-        version = VersionId(previous.version + 1 if previous else 1)
-        last_updated = self._next_timestamp()
-        stamped = None
-        if resource_json is not None:
-            stamped = stamp(resource_json, resource_id, version, last_updated)
-        body = dumps(stamped) if stamped is not None else None
-        values = extract(stamped) if stamped is not None else []
-        sealed, key_id = None, None
-        if body is not None:  # sealed with its owner's data key; StoredVersion keeps plaintext
-            # whose data it is, once: it picks the data key and tells the audit
-            patients = compartment_patients(resource_type, resource_id, values)
-            self.patients[(resource_type, resource_id, version)] = patients
-            owner = owner_for(resource_type, patients)
-            ref = BodyRef(resource_type, resource_id, version)
-            # a Patient POSTed gets a fresh random id: no key can exist for it yet
-            fresh = method == "POST" and previous is None and resource_type == "Patient"
-            sealed, key_id = await self.sealing().seal(ref, owner, body, fresh=fresh)
-        row = {
-            "version": version,
-            "last_updated": last_updated,
-            "deleted": resource_json is None,
-            "body": sealed,
-            "key_id": key_id,
-        }
-        key = (resource_type, resource_id)
-        if previous is None:
-            self._inserts[key] = {"res_type": resource_type, "res_id": resource_id, **row}
-        else:
-            if key in self._inserts:  # first written by this transaction, not yet inserted
-                await self._insert_new()
-            where = {"_res_type": resource_type, "_res_id": resource_id}
-            result = await self.connection.execute(
-                UPDATE_CURRENT, {**where, "_version": previous.version, **row}
-            )
-            if result.rowcount != 1:
-                raise _RetryWrite
-        self._index.replace(
-            resource_type,
-            resource_id,
-            stamped,
-            had_rows=previous is not None and not previous.deleted,
-            values=values,
-        )
-        self._history.append(
-            {"res_type": resource_type, "res_id": resource_id, "method": method, **row}
-        )
-        stored = StoredVersion(
-            resource_type, resource_id, version, last_updated, body is None, body, method
-        )
-        self.written.append((stored, previous))
-        # as `current` would read it back from the database (which does not keep the method)
-        self._known[key] = StoredVersion(
-            resource_type, resource_id, version, last_updated, body is None, body
-        )
-        return stored
-
-    def add_audit(self, records: Sequence[AuditRecord]) -> None:
-        """Records to commit with this transaction's data (or not at all)."""
-        self.audit_records.extend(records)
-
-    def reindex(self, resource_type: str, resource_id: str, body: bytes) -> None:
-        """Rebuild the index rows of a current version (its plaintext body; `db reindex`)."""
-        self._index.replace(resource_type, resource_id, loads(body), had_rows=True)
-
-    async def flush(self, *, with_audit: bool = False) -> None:
-        """Send the batched rows: new data keys, current versions, history, index rows, and
-        `with_audit` (right before the commit) the audit records, chained. A unique version per
-        resource is checked here: a concurrent writer makes an insert fail and the whole
-        transaction retry."""
-        batch = Batch(inserts=_key_inserts(self._sealing) if self._sealing else [])
-        batch.insert(resource, list(self._inserts.values()))
-        batch.insert(resource_history, self._history)
-        self._index.take(batch)
-        self._inserts, self._history = {}, []
-        if with_audit and self.audit_records:
-            records, self.audit_records = self.audit_records, []
-            batch.audit = self._audit_plan = await self._audit_sealer.plan(
-                records,
-                connection=self.connection,
-                known=self._sealing.by_owner if isinstance(self._sealing, KeyedTxSealer) else None,
-                excluded=self.erased_owners,
-            )
-        await batch_writes.send(self.connection, batch)
-
-    async def _insert_new(self) -> None:
-        """Insert the first versions written so far (a resource created concurrently makes
-        the insert fail: the whole transaction retries)."""
-        batch = Batch()
-        batch.insert(resource, list(self._inserts.values()))
-        self._inserts = {}
-        await batch_writes.send(self.connection, batch)
-
-    async def serialize_on(self, key: str) -> None:
-        await dialects.serialize_on(self.connection, key)
-
-    async def find_ids(
-        self, resource_type: ResourceType, criteria: Sequence[tuple[str, str]], limit: int
-    ) -> list[ResourceId]:
-        await self.flush()  # a search inside the transaction sees what it wrote
-        return await _find_ids(self.connection, resource_type, criteria, limit, self._prepare)
-
-    async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
-        await self.flush()  # a search inside the transaction sees what it wrote
-        ids = await executor.matching_ids(self.connection, self._prepare(query), limit)
-        return [ResourceId(i) for i in ids]
-
-    def _next_timestamp(self) -> int:
-        # Strictly increasing within a transaction so versions written together still order.
-        self._last_updated = max(now_micros(), self._last_updated + 1)
-        return self._last_updated
-
-
-class _RetryWrite(Exception):
-    """A concurrent writer changed the row between our read and our write."""
 
 
 class SqlRepository:
@@ -339,12 +92,12 @@ class SqlRepository:
             with contextlib.suppress(Unavailable):
                 found = await self._point_reads.current(resource_type, resource_id)
                 return await self._open(*found) if found else None
-        query = _select_current().where(
+        query = select_current().where(
             resource.c.res_type == resource_type, resource.c.res_id == resource_id
         )
         async with self._one_statement() as connection:
             row = (await connection.execute(query)).first()
-        return await self._open(_current_version(row), row.key_id) if row else None
+        return await self._open(current_version(row), row.key_id) if row else None
 
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal and open bodies with `sealer` from now on (once the data keys are open)."""
@@ -367,14 +120,14 @@ class SqlRepository:
             with contextlib.suppress(Unavailable):
                 found = await self._point_reads.version(resource_type, resource_id, version)
                 return await self._open(*found) if found else None
-        query = _select_history().where(
+        query = select_history().where(
             resource_history.c.res_type == resource_type,
             resource_history.c.res_id == resource_id,
             resource_history.c.version == version,
         )
         async with self._one_statement() as connection:
             row = (await connection.execute(query)).first()
-        return await self._open(_history_version(row), row.key_id) if row else None
+        return await self._open(history_version(row), row.key_id) if row else None
 
     @contextlib.asynccontextmanager
     async def _one_statement(self) -> AsyncIterator[AsyncConnection]:
@@ -389,12 +142,12 @@ class SqlRepository:
     ) -> list[StoredVersion]:
         if not resource_ids:
             return []
-        query = _select_current().where(
+        query = select_current().where(
             resource.c.res_type == resource_type, resource.c.res_id.in_(list(resource_ids))
         )
         async with self.reader.connect() as connection:
             rows = (await connection.execute(query)).all()
-        by_id = {row.res_id: await self._open(_current_version(row), row.key_id) for row in rows}
+        by_id = {row.res_id: await self._open(current_version(row), row.key_id) for row in rows}
         return [by_id[i] for i in resource_ids if i in by_id]
 
     # -- writes ---------------------------------------------------------------------------
@@ -410,7 +163,7 @@ class SqlRepository:
                     await tx.flush(with_audit=True)
                 tx.committed()
                 return result
-            except (_RetryWrite, IntegrityError):
+            except (RetryWrite, IntegrityError):
                 pass
             except DBAPIError as exc:
                 if not dialects.is_write_conflict(exc):
@@ -424,7 +177,7 @@ class SqlRepository:
     ) -> list[ResourceId]:
         await self.sealer.refresh()
         async with self.reader.connect() as connection:
-            return await _find_ids(connection, resource_type, criteria, limit, self._prepare)
+            return await find_ids(connection, resource_type, criteria, limit, self._prepare)
 
     async def search_ids(self, query: SearchQuery, limit: int) -> list[ResourceId]:
         await self.sealer.refresh()  # the blind-index keys of a rotation by another process
@@ -446,7 +199,7 @@ class SqlRepository:
     async def read_refs(self, refs: Sequence[tuple[str, str]]) -> list[StoredVersion]:
         async with self.reader.connect() as connection:
             rows = await executor.read_refs(connection, refs)
-        return [await self._open(_current_version(row), row.key_id) for row in rows]
+        return [await self._open(current_version(row), row.key_id) for row in rows]
 
     async def include_refs(
         self, page: Sequence[tuple[str, str]], include: Include, reverse: bool, limit: int
@@ -462,7 +215,7 @@ class SqlRepository:
             # the query may name a patient (`family=…`): sealed like a body
             sealing = self.sealer.begin(connection, dialects.lock_clause(connection.dialect.name))
             stored = await seal_snapshot_query(sealing, resource_type, query)
-            await batch_writes.send(connection, Batch(inserts=_key_inserts(sealing)))
+            await batch_writes.send(connection, Batch(inserts=key_inserts(sealing)))
             snapshot_id = await executor.save_snapshot(
                 connection, resource_type, stored, ids, complete, owner
             )
@@ -481,7 +234,7 @@ class SqlRepository:
     async def history(self, query: HistoryQuery) -> HistoryPage:
         h = resource_history.c
         where = _history_filters(query, self._prepare)
-        page = _select_history().where(*where)
+        page = select_history().where(*where)
         if query.after_sequence is not None:
             page = page.where(h.seq > query.after_sequence).order_by(h.seq.asc())
         else:
@@ -495,7 +248,7 @@ class SqlRepository:
             rows = rows[: query.count]
             if query.after_sequence is not None:
                 rows.reverse()
-            versions = [await self._open(_history_version(row), row.key_id) for row in rows]
+            versions = [await self._open(history_version(row), row.key_id) for row in rows]
             total = None
             if query.resource_id is not None:
                 count = select(func.count()).select_from(resource_history).where(*where)
@@ -582,12 +335,6 @@ class SqlRepository:
             await self.writer.dispose()
 
 
-def _key_inserts(sealing: TxSealer) -> list[tuple[Table, list[dict[str, Any]]]]:
-    """The data keys `sealing` created, to insert with the rows they seal."""
-    rows = sealing.take_key_rows()
-    return [(data_key, rows)] if rows else []
-
-
 def _history_filters(query: HistoryQuery, prepare: Prepare) -> list[Any]:
     h = resource_history.c
     # versions sealed with an erased key are gone for good (crypto-shredding)
@@ -630,60 +377,3 @@ def _visible_versions(filters: Sequence[TypeFilter], prepare: Prepare) -> Any:
             members = executor.matching_ids_subquery(prepare(f.members))
             alternatives.append(and_(h.res_type == f.resource_type, h.res_id.in_(members)))
     return or_(*alternatives) if alternatives else false()
-
-
-async def _find_ids(
-    connection: AsyncConnection,
-    resource_type: ResourceType,
-    criteria: Sequence[tuple[str, str]],
-    limit: int,
-    prepare: Prepare,
-) -> list[ResourceId]:
-    """Matches of conditional-operation criteria: every parameter must be understood."""
-    query = parse_query(resource_type, list(criteria))
-    if query.ignored:
-        raise InvalidSearch(
-            f"Unsupported search parameter(s) in the condition: {', '.join(query.ignored)}.",
-            issue_code="not-supported",
-        )
-    return [ResourceId(i) for i in await executor.matching_ids(connection, prepare(query), limit)]
-
-
-def _select_current() -> Select[Any]:
-    return select(
-        resource.c.res_type,
-        resource.c.res_id,
-        resource.c.version,
-        resource.c.last_updated,
-        resource.c.deleted,
-        resource.c.body,
-        resource.c.key_id,
-    )
-
-
-def _select_history() -> Select[Any]:
-    return select(resource_history)
-
-
-def _current_version(row: Any) -> StoredVersion:
-    return StoredVersion(
-        ResourceType(row.res_type),
-        ResourceId(row.res_id),
-        VersionId(row.version),
-        row.last_updated,
-        bool(row.deleted),
-        row.body,
-    )
-
-
-def _history_version(row: Any) -> StoredVersion:
-    return StoredVersion(
-        ResourceType(row.res_type),
-        ResourceId(row.res_id),
-        VersionId(row.version),
-        row.last_updated,
-        bool(row.deleted),
-        row.body,
-        row.method,
-        row.seq,
-    )

@@ -34,7 +34,7 @@ from santinel.storage.sql.keystore import (
     bump_epoch,
     wrap_context,
 )
-from santinel.storage.sql.repository import SqlRepository, SqlWriteTransaction
+from santinel.storage.sql.repository import SqlRepository
 from santinel.storage.sql.sealing import BodyRef, KeyedSealer, owner_of
 from santinel.storage.sql.tables import (
     audit_event,
@@ -43,6 +43,7 @@ from santinel.storage.sql.tables import (
     resource,
     resource_history,
 )
+from santinel.storage.sql.write_transaction import SqlWriteTransaction
 
 INTERNAL_OWNERS = (CHECK_OWNER, INDEX_OWNER)
 
