@@ -17,7 +17,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy import Connection, insert, text, update
 
 from santinel.audit.chain import link
-from santinel.audit.events import Actor, Happening, build
+from santinel.audit.events import Actor, Happening, build, render
 from santinel.audit.records import GENESIS, AuditRecord
 from santinel.services import audit_verify
 from santinel.services.audit import AuditService
@@ -251,8 +251,9 @@ def test_records_from_before_sealing_stay_readable_and_verifiable(settings: Sett
 
 
 async def _legacy_trail(url: str) -> list[AuditRecord]:
-    """Three records chained into a database at 0009, as the server wrote them then."""
-    records = [
+    """Three records chained into a database at 0009, as the server wrote them then: the whole
+    AuditEvent as the body (not yet its facts)."""
+    built = [
         build(
             uuid.uuid4().hex,
             1_780_000_000_000_000 + n,
@@ -262,6 +263,7 @@ async def _legacy_trail(url: str) -> list[AuditRecord]:
         )
         for n in range(3)
     ]
+    records = [dataclasses.replace(r, body=render(r.body)) for r in built]
     repository = SqlRepository(url)
     try:
         async with repository.writer.begin() as connection:

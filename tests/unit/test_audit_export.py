@@ -3,6 +3,8 @@ audit verify` relies on: anchor signatures, column/body agreement, bounded actor
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import re
 import uuid
 from datetime import UTC, datetime
@@ -14,7 +16,7 @@ from joserfc.jwk import ECKey
 from santinel.audit import checkpoint as signing
 from santinel.audit import export
 from santinel.audit.chain import ChainedRow, link
-from santinel.audit.events import Actor, Happening, build
+from santinel.audit.events import Actor, Happening, MalformedFacts, build, render
 from santinel.audit.records import GENESIS, AuditRecord, canonical
 from santinel.services.audit_verify import column_disagreement
 
@@ -27,9 +29,11 @@ SYSLOG = re.compile(
 
 
 def event(subtype: str = "read", status_outcome: str = "0", **actor: object) -> AuditRecord:
+    """A record as the store's `events` yields it to an export: its body rendered."""
     who = Actor(**{"client_id": "c1", "client_address": "10.0.0.1", **actor})  # type: ignore[arg-type]
     happening = Happening(subtype, status_outcome, patient="p1", entity="Patient/p1/_history/1")
-    return build(uuid.uuid4().hex, 1_795_000_000_123_456, who, happening, "santinel@node-1")
+    built = build(uuid.uuid4().hex, 1_795_000_000_123_456, who, happening, "santinel@node-1")
+    return dataclasses.replace(built, body=render(built.body))
 
 
 def chained(record: AuditRecord, seq: int = 1) -> ChainedRow:
@@ -137,11 +141,52 @@ def test_events_built_from_cached_fragments_are_canonical_and_complete() -> None
     ):
         happening = Happening("read", entity="Patient/p1/_history/2", patient="p1")
         record = build("e1", 1_764_430_000_000_000, actor, happening, "santinel@node")
-        event = orjson.loads(record.body)
-        assert record.body == canonical(event)
+        rendered = render(record.body)
+        event = orjson.loads(rendered)
+        assert rendered == canonical(event)
+        assert render(rendered) == rendered  # an AuditEvent stored whole is served as it is
         assert event["agent"][0]["who"]["identifier"]["value"] == actor.client_id
         assert event["agent"][-1]["who"] == {"display": "santinel@node"}
         assert event["source"]["observer"] == {"display": "santinel@node"}
         assert event["subtype"] == [
             {"system": "http://hl7.org/fhir/restful-interaction", "code": "read"}
         ]
+
+
+def test_a_record_stores_the_event_facts_and_renders_the_whole_audit_event() -> None:
+    actor = Actor("client-a", "10.0.0.1", "Practitioner/1", ("TREAT",), "user/Patient.rs")
+    happening = Happening(
+        "search-type", "4", "refused", None, "p1", b"family=dupont&_count=5", "req-1"
+    )
+    record = build("e1", 1_764_430_000_000_000, actor, happening, "santinel@node")
+    assert len(record.body) < 400  # the facts, not the ~1.7 KB AuditEvent
+    assert b"resourceType" not in record.body
+    event = orjson.loads(render(record.body))
+    assert event["resourceType"] == "AuditEvent"
+    assert event["id"] == "e1"
+    assert event["outcomeDesc"] == "refused"
+    query = next(e["query"] for e in event["entity"] if "query" in e)
+    assert base64.b64decode(query) == b"family=dupont&_count=5"
+    assert event["agent"][1]["purposeOfUse"][0]["coding"][0]["code"] == "TREAT"
+    assert column_disagreement(dataclasses.replace(record, body=render(record.body))) is None
+
+
+def test_facts_rewritten_in_the_store_are_told_apart() -> None:
+    record = build("e1", 1_764_430_000_000_000, Actor("c1"), Happening("read", patient="p1"), "s")
+    facts = orjson.loads(record.body)
+    facts["what"][4] = "p2"  # another patient than the column says
+    moved = dataclasses.replace(record, body=render(canonical(facts)))
+    assert column_disagreement(moved) == "the patient column disagrees with the AuditEvent body"
+    broken_facts = [
+        {**facts, "what": ["read"]},
+        {**facts, "agent": None},
+        {**facts, "id": None},
+        {**facts, "recorded_us": 2**62},  # no date
+        {**facts, "what": [7, *facts["what"][1:]]},
+        {**facts, "what": [*facts["what"][:1], "99", *facts["what"][2:]]},  # no such outcome
+    ]
+    for broken in broken_facts:
+        with pytest.raises(MalformedFacts):
+            render(canonical(broken))
+    with pytest.raises(MalformedFacts):
+        render(b"\x00 not json")

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from santinel.audit.events import Actor, Happening, build
+from santinel.audit.events import Actor, Happening, build, render
 from santinel.audit.records import AuditRecord, canonical
 
 REDACTED = {
@@ -41,7 +41,7 @@ def erased_view(record: AuditRecord) -> bytes:
         patient=record.patient,
     )
     built = build(str(record.event_id), int(record.recorded_us), actor, happening, OBSERVER)
-    event: dict[str, Any] = orjson.loads(built.body)
+    event: dict[str, Any] = orjson.loads(render(built.body))
     event["action"] = record.action  # the column, as stored
     event["meta"] = {"security": [REDACTED], "tag": [ERASED_TAG]}
     return canonical(event)

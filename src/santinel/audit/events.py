@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from santinel.audit.records import AuditRecord, canonical, from_event
+from santinel.audit.records import AuditRecord, canonical
 from santinel.fhir.resource import instant
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -91,7 +91,105 @@ def outcome_of(status: int) -> str:
 def build(
     event_id: str, recorded_us: int, actor: Actor, happening: Happening, observer: str
 ) -> AuditRecord:
+    """The record of an event: its body is the event's facts (`facts`), from which `render`
+    builds the AuditEvent whenever it is read or exported; its columns are derived from them."""
     actor = _bounded(actor)
+    return AuditRecord(
+        event_id=event_id,
+        recorded_us=recorded_us,
+        patient=happening.patient,
+        client_id=actor.client_id,
+        user_ref=actor.user_ref,
+        action=action_of(happening.subtype),
+        outcome=happening.outcome,
+        subtype=happening.subtype,
+        entity=happening.entity,
+        body=facts(event_id, recorded_us, actor, happening, observer),
+    )
+
+
+# The stored body of an event written since FACTS_VERSION: what happened, not the AuditEvent
+# (about 300 bytes instead of 1,700: smaller rows, fewer pages written per group commit, a
+# fifth of the audit trail's size on disk, less to seal). The chain and the seal cover these
+# bytes; the AuditEvent is their rendering (`render`), by the code that reads them.
+FACTS_VERSION = 2
+
+
+def facts(
+    event_id: str, recorded_us: int, actor: Actor, happening: Happening, observer: str
+) -> bytes:
+    query = happening.query
+    return canonical(
+        {
+            "facts": FACTS_VERSION,
+            "id": event_id,
+            "recorded_us": recorded_us,
+            "observer": observer,
+            "agent": [
+                actor.client_id,
+                actor.client_address,
+                actor.user_ref,
+                list(actor.purpose_of_use),
+                actor.policy,
+            ],
+            "what": [
+                happening.subtype,
+                happening.outcome,
+                happening.outcome_desc,
+                happening.entity,
+                happening.patient,
+                None if query is None else base64.b64encode(query).decode("ascii"),
+                happening.request_id,
+            ],
+        }
+    )
+
+
+class MalformedFacts(ValueError):
+    """A stored body that is neither an event's facts nor an AuditEvent."""
+
+
+def render(body: bytes) -> bytes:
+    """The AuditEvent JSON (canonical) of a stored body: built from its facts, or the body
+    itself when it is an AuditEvent already (records written before FACTS_VERSION).
+    `MalformedFacts` for anything else: a body the builder never wrote."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedFacts("the AuditEvent body is not JSON") from None
+    if not isinstance(data, dict) or data.get("facts") != FACTS_VERSION:
+        return body
+    try:
+        client_id, address, user_ref, purposes, policy = data["agent"]
+        subtype, outcome, outcome_desc, entity, patient, query, request_id = data["what"]
+        texts = [client_id, address, user_ref, policy, outcome_desc, entity, patient, query]
+        texts += [request_id, data["observer"]]
+        if not all(t is None or isinstance(t, str) for t in texts) or not all(
+            isinstance(t, str) for t in (subtype, outcome, data["id"], *purposes)
+        ):
+            raise TypeError("a fact of the wrong type")
+        if type(data["recorded_us"]) is not int:
+            raise TypeError("recorded_us is not an integer")
+        actor = Actor(client_id, address, user_ref, tuple(purposes), policy)
+        happening = Happening(
+            subtype,
+            outcome,
+            outcome_desc,
+            entity,
+            patient,
+            None if query is None else base64.b64decode(query, validate=True),
+            request_id,
+        )
+        return canonical(
+            _event(data["id"], data["recorded_us"], actor, happening, data["observer"])
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise MalformedFacts(f"the event's facts are malformed ({type(exc).__name__})") from None
+
+
+def _event(
+    event_id: str, recorded_us: int, actor: Actor, happening: Happening, observer: str
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": event_id,
@@ -108,16 +206,7 @@ def build(
     entities = _entities(happening)
     if entities:
         event["entity"] = entities
-    summary = {
-        "patient": happening.patient,
-        "client_id": actor.client_id,
-        "user_ref": actor.user_ref,
-        "action": event["action"],
-        "outcome": happening.outcome,
-        "subtype": happening.subtype,
-        "entity": happening.entity,
-    }
-    return from_event(event, recorded_us, summary)
+    return event
 
 
 # An event is mostly the same JSON again and again: the agents of one client, this server as

@@ -1,11 +1,13 @@
-"""An audit record: the AuditEvent body plus the columns it is searched by.
+"""An audit record: the event's body plus the columns it is searched by.
 
-Every column is derived from the body (`from_event`), and the chain hash covers them all, so
-neither the body nor a search column can be changed without `santinel audit verify` noticing.
+Every column is derived from what the body says (`audit.events.build`), and the chain hash covers
+them all, so neither the body nor a search column can be changed without `santinel audit verify`
+noticing.
 
-As built, `body` is the AuditEvent JSON and `key_id` None; as stored (since 0011), `body` is
-that JSON sealed with the data key `key_id` (`storage.sql.audit_sealing`). Records written
-before 0011 are stored in clear (`key_id` None).
+As built, `body` is the event's facts (canonical JSON, `audit.events.facts`; records written
+before those were the whole AuditEvent JSON, which `audit.events.render` serves as it is) and
+`key_id` None; as stored (since 0011), `body` is sealed with the data key `key_id`
+(`storage.sql.audit_sealing`). Records written before 0011 are stored in clear (`key_id` None).
 """
 
 from __future__ import annotations
@@ -36,21 +38,3 @@ class AuditRecord:
 def canonical(data: Any) -> bytes:
     """The serialization hashed and stored: sorted keys, no whitespace (stable across nodes)."""
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-
-
-def from_event(
-    event: dict[str, Any], recorded_us: int, summary: dict[str, str | None]
-) -> AuditRecord:
-    """`summary`: patient, client_id, user_ref, action, outcome, subtype, entity."""
-    return AuditRecord(
-        event_id=str(event["id"]),
-        recorded_us=recorded_us,
-        patient=summary.get("patient"),
-        client_id=summary.get("client_id"),
-        user_ref=summary.get("user_ref"),
-        action=str(summary.get("action") or "E"),
-        outcome=str(summary.get("outcome") or "0"),
-        subtype=str(summary.get("subtype") or ""),
-        entity=summary.get("entity"),
-        body=canonical(event),
-    )

@@ -42,7 +42,7 @@ from joserfc.jwk import ECKey
 from santinel.audit import checkpoint as signing
 from santinel.audit.chain import ChainedRow, link
 from santinel.audit.checkpoint import Checkpoint
-from santinel.audit.events import subtype_coding
+from santinel.audit.events import MalformedFacts, render, subtype_coding
 from santinel.audit.records import GENESIS, AuditRecord
 from santinel.crypto.envelope import Tampered
 from santinel.fhir.dates import parse_period
@@ -290,7 +290,11 @@ async def _body_problem(
     result.bodies[check.state] = result.bodies.get(check.state, 0) + 1
     if check.plaintext is None:
         return None
-    return column_disagreement(dataclasses.replace(row.record, body=check.plaintext))
+    try:
+        event = render(check.plaintext)
+    except MalformedFacts as exc:
+        return str(exc)
+    return column_disagreement(dataclasses.replace(row.record, body=event))
 
 
 def _mismatch(row: ChainedRow, before: tuple[str, ChainedRow] | None) -> Finding:

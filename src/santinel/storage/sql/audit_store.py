@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from santinel.audit.chain import ChainedRow, link_stored
 from santinel.audit.checkpoint import Checkpoint
 from santinel.audit.erased import erased_view
+from santinel.audit.events import MalformedFacts, render
 from santinel.audit.records import GENESIS, AuditRecord
 from santinel.crypto.envelope import Tampered
 from santinel.storage.base import AuditQuery
@@ -354,7 +355,10 @@ class SqlAuditStore:
             if check.state == "unopened":
                 raise KeysNotLoaded()
             return erased_view(row.record)
-        return check.plaintext
+        try:
+            return render(check.plaintext)
+        except MalformedFacts as exc:  # opened, yet not what the builder wrote: rewritten
+            raise await self.sealer.tampered(row.record, row.seq, str(exc)) from None
 
     async def events(
         self, since_us: int | None = None, until_us: int | None = None
