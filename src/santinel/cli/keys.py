@@ -114,5 +114,5 @@ def rotate_blind_index(
     resumed = " (an interrupted rotation, resumed)" if done.resumed else ""
     console.print(
         f"Blind-index key replaced{resumed}: {done.resources} resources re-indexed, "
-        f"{done.keys_deleted} retired key deleted."
+        f"retired keys deleted: {done.keys_deleted}."
     )
