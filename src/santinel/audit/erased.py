@@ -11,11 +11,7 @@ access log must still say that someone accessed the record, and when.
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
-from santinel.audit.events import Actor, Happening, build, render
+from santinel.audit.events import Actor, Happening, audit_event
 from santinel.audit.records import AuditRecord, canonical
 
 REDACTED = {
@@ -40,8 +36,7 @@ def erased_view(record: AuditRecord) -> bytes:
         entity=record.entity,
         patient=record.patient,
     )
-    built = build(str(record.event_id), int(record.recorded_us), actor, happening, OBSERVER)
-    event: dict[str, Any] = orjson.loads(render(built.body))
+    event = audit_event(str(record.event_id), int(record.recorded_us), actor, happening, OBSERVER)
     event["action"] = record.action  # the column, as stored
     event["meta"] = {"security": [REDACTED], "tag": [ERASED_TAG]}
     return canonical(event)

@@ -181,15 +181,16 @@ def render(body: bytes) -> bytes:
             request_id,
         )
         return canonical(
-            _event(data["id"], data["recorded_us"], actor, happening, data["observer"])
+            audit_event(data["id"], data["recorded_us"], actor, happening, data["observer"])
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise MalformedFacts(f"the event's facts are malformed ({type(exc).__name__})") from None
 
 
-def _event(
+def audit_event(
     event_id: str, recorded_us: int, actor: Actor, happening: Happening, observer: str
 ) -> dict[str, Any]:
+    """The AuditEvent of an event, as a dict (its repeated parts pre-serialized fragments)."""
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": event_id,

@@ -26,6 +26,7 @@ from santinel.settings import Settings
 from santinel.storage.sql import migrations
 from santinel.storage.sql.auth_store import SqlAuthStore
 from santinel.storage.sql.grant_store import SqlGrantStore
+from santinel.storage.sql.keystore import PLAINTEXT_NAMES_STATE
 from santinel.storage.sql.repository import SqlRepository
 from santinel.storage.sql.sealing import KeyedSealer, Sealer
 from santinel.storage.sql.tables import keystore_state
@@ -142,36 +143,36 @@ class NameIndexesMismatch(SchemaNotCurrent):
     reverse: its name searches would silently miss every resource written the other way."""
 
 
-PLAINTEXT_NAMES_STATE = "plaintext_names"  # keystore_state: 1 when names are indexed in clear
-
-
 async def name_indexes_match(repository: SqlRepository, *, adopt: bool = False) -> None:
     """Check the process's `plaintext_name_indexes` against the mode the database's rows were
-    written in, recorded at the first start (`adopt`: record this process's, after a reindex).
-    Only databases sealed with data keys have blind indexes."""
+    written in, as its data keys read it at start (`adopt`: record this process's, after a
+    reindex); recorded at the first start. Only databases sealed with data keys have blind
+    indexes."""
     if not isinstance(repository.sealer, KeyedSealer):
         return
     mine = int(repository.sealer.plaintext_names)
+    recorded = repository.sealer.keys.plaintext_names_recorded
+    if recorded == mine:
+        return  # every start but the first: no statement
+    if recorded is not None and not adopt:
+        raise NameIndexesMismatch(_mismatch(bool(recorded)))
     c = keystore_state.c
-    for _ in range(2):  # a second node recording it at the same first start
-        try:
-            async with repository.writer.begin() as connection:
-                query = select(c.value).where(c.name == PLAINTEXT_NAMES_STATE)
-                stored = (await connection.execute(query)).scalar()
-                if stored is None:
-                    row = {"name": PLAINTEXT_NAMES_STATE, "value": mine}
-                    await connection.execute(insert(keystore_state).values(row))
-                elif adopt and stored != mine:
-                    await connection.execute(
-                        update(keystore_state)
-                        .where(c.name == PLAINTEXT_NAMES_STATE)
-                        .values(value=mine)
-                    )
-                elif stored != mine:
-                    raise NameIndexesMismatch(_mismatch(bool(stored)))
-            return
-        except IntegrityError:
-            continue
+    try:
+        async with repository.writer.begin() as connection:
+            if recorded is None:
+                row = {"name": PLAINTEXT_NAMES_STATE, "value": mine}
+                await connection.execute(insert(keystore_state).values(row))
+            else:
+                await connection.execute(
+                    update(keystore_state).where(c.name == PLAINTEXT_NAMES_STATE).values(value=mine)
+                )
+    except IntegrityError:  # another node recorded it at the same first start: compare
+        async with repository.reader.connect() as connection:
+            query = select(c.value).where(c.name == PLAINTEXT_NAMES_STATE)
+            stored = (await connection.execute(query)).scalar()
+        if stored != mine:
+            raise NameIndexesMismatch(_mismatch(bool(stored))) from None
+    repository.sealer.keys.plaintext_names_recorded = mine
 
 
 def _mismatch(stored_in_clear: bool) -> str:

@@ -36,6 +36,7 @@ from santinel.storage.sql.tables import data_key, keystore_state
 
 CHECK_OWNER = "kek-check"
 INDEX_OWNER = "blind-index"
+PLAINTEXT_NAMES_STATE = "plaintext_names"  # keystore_state: 1 when names are indexed in clear
 SHARED_OWNER = "shared"
 RECHECK_SECONDS = 2.0
 CAPACITY = 100_000  # cached unwrapped keys (~150 bytes each)
@@ -79,6 +80,9 @@ class DataKeys:
         self.blind: BlindKeyring | None = None
         self._blind_masters: dict[str, BlindIndex] = {}  # by key id: unwrapped once
         self.legacy_plaintext = False
+        # the mode the name indexes were built in (1: in clear), as read at start; None: not
+        # recorded yet (`services.container.name_indexes_match`)
+        self.plaintext_names_recorded: int | None = None
         # SQLite's inline read-only connection (`point_reads`), for the writers' key lookups
         self.inline: Callable[[str, tuple[object, ...]], Any] | None = None
 
@@ -116,6 +120,7 @@ class DataKeys:
         self._epoch = int(states.get("epoch", 0))
         self._epoch_read_at = time.monotonic()
         self.legacy_plaintext = bool(states.get("legacy_plaintext", 0))
+        self.plaintext_names_recorded = states.get(PLAINTEXT_NAMES_STATE)
 
     # -- reading --------------------------------------------------------------------------
     async def data_key(

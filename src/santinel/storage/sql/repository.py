@@ -233,6 +233,7 @@ class SqlRepository:
     # -- history --------------------------------------------------------------------------
     async def history(self, query: HistoryQuery) -> HistoryPage:
         h = resource_history.c
+        await self.sealer.refresh()  # a type filter may search blind-indexed values
         where = _history_filters(query, self._prepare)
         page = select_history().where(*where)
         if query.after_sequence is not None:

@@ -52,7 +52,12 @@ from santinel.fhir.search.query import AllOf, AnyOf, Chained, Condition, Criteri
 from santinel.fhir.search.query import SearchQuery as Query
 from santinel.fhir.search.registry import param as search_param
 from santinel.fhir.search.values import DateValue, ExtractedValue, StringValue, TokenValue
-from santinel.storage.sql.search.dates import approximate_margin, period_matches, range_condition
+from santinel.storage.sql.search.dates import (
+    DAY_US,
+    approximate_margin,
+    period_matches,
+    range_condition,
+)
 from santinel.storage.sql.tables import search_date, search_token
 
 MIN_PREFIX = 3
@@ -158,9 +163,6 @@ def _year_period(year: int) -> tuple[int, int] | None:
     except InvalidSearch:
         return None
     return period.start, period.end
-
-
-DAY_US = 86_400_000_000
 
 
 def date_text(start: int, end: int) -> str | None:
