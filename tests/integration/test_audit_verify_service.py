@@ -158,20 +158,26 @@ def test_read_events_commit_without_or_with_a_flush_and_data_changes_keep_theirs
     settings: Settings, flush: bool
 ) -> None:
     """`audit_flush_reads` off relaxes the flush of audit-only transactions alone: every
-    transaction a data change begins commits flushed (SQLite synchronous=FULL, set back by the
-    writer's BEGIN; PostgreSQL synchronous_commit on, the relaxation being SET LOCAL), however
-    audit-only appends and data changes alternate on the one writer connection."""
+    transaction a data change begins commits flushed (SQLite synchronous=FULL; PostgreSQL
+    synchronous_commit on, the relaxation being SET LOCAL), however audit-only appends and data
+    changes alternate. On SQLite, unflushed appends commit inline on a connection of their own
+    (synchronous=NORMAL); flushed ones on the writer connection, which stays FULL."""
 
     async def scenario() -> None:
         async with audit(settings) as service:
             service.flush_reads = flush
             actor = Actor(client_id="flush-tests", client_address="127.0.0.1")
+            inline = service.store.inline
             for round_ in range(2):
                 await service.record([service.event(actor, Happening("read", patient="p1"))])
-                if not settings.database_url:  # 1: NORMAL, kept for the next appends
+                if not settings.database_url:
+                    assert inline is not None
+                    assert inline.commits == (0 if flush else round_ + 1)
                     async with service.store.writer.connect() as connection:
                         mode = await dialects.run_on_sqlite(connection, synchronous_mode)
-                        assert mode == (2 if flush else 1), round_
+                        assert mode == 2, round_  # FULL
+                    if not flush:  # 1: NORMAL
+                        assert inline.synchronous() == 1
                 async with service.store.writer.begin() as connection:  # a data change's
                     if settings.database_url:
                         setting = "SHOW synchronous_commit"

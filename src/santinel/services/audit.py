@@ -167,9 +167,10 @@ class AuditService:
         await future
 
     async def _flush(self) -> None:
-        """Write what is pending, then what arrived meanwhile, on one leased writer connection
-        while batches keep coming (at most `BATCHES_PER_LEASE`, so data changes waiting for
-        the writer get their turn)."""
+        """Write what is pending, then what arrived meanwhile, with one appender while batches
+        keep coming (at most `BATCHES_PER_LEASE`, so data changes waiting for the writer
+        connection it may lease get their turn; on SQLite, unflushed batches need none:
+        `SqlAuditStore.appender`)."""
         while self._pending:
             try:
                 async with self.store.appender() as append:

@@ -30,6 +30,7 @@ from santinel.crypto.envelope import Tampered
 from santinel.storage.base import AuditQuery
 from santinel.storage.sql import dialects
 from santinel.storage.sql.audit_sealing import AuditSealer, NoAuditSealer, SealingPlan, stored
+from santinel.storage.sql.inline_sqlite import InlineSqliteWriter
 from santinel.storage.sql.sealing import KeysNotLoaded
 from santinel.storage.sql.tables import (
     audit_anchor,
@@ -272,6 +273,8 @@ class SqlAuditStore:
         self.reader = reader
         self.writer = writer
         self._sqlite = dialects.is_sqlite(str(writer.url))
+        # unflushed appends on SQLite, inline on the event loop (see `appender`)
+        self.inline = InlineSqliteWriter.for_url(writer.url.render_as_string(False))
         # set with the repository's data keys (`SqlRepository.use_sealer`)
         self.sealer: AuditSealer = sealer or NoAuditSealer()
         self._legacy_through: int | None = None
@@ -286,36 +289,56 @@ class SqlAuditStore:
 
     @contextlib.asynccontextmanager
     async def appender(self) -> AsyncIterator[Appender]:
-        """One writer connection checked out for several appends, each its own transaction:
-        a pool check-out and check-in through SQLAlchemy's async layer cost about 60 µs of CPU
-        (three greenlet switches), more than an audited read's own INSERT; a group-commit
-        flusher that finds more batches waiting appends them all on one lease.
+        """Appends for a group-commit flusher, each its own transaction.
+
+        On SQLite, unflushed appends run inline (`InlineSqliteWriter`) whenever the write lock
+        is free: no connection is checked out for them. Otherwise one writer connection is
+        checked out on the first append that needs it and kept for the others: a pool
+        check-out and check-in through SQLAlchemy's async layer cost about 60 µs of CPU (three
+        greenlet switches), more than an audited read's own INSERT.
 
         A class key created meanwhile by another process fails our insert of the same
         generation: planned again once, with theirs."""
-        async with self.writer.connect() as connection:
+        async with contextlib.AsyncExitStack() as leases:
+            leased: list[AsyncConnection] = []
+
+            async def writer() -> AsyncConnection:
+                if not leased:
+                    leased.append(await leases.enter_async_context(self.writer.connect()))
+                return leased[0]
 
             async def append(records: Sequence[AuditRecord], flush: bool) -> int:
                 plan = await self.sealer.plan(records)
                 try:
-                    seq = await self._send(connection, plan, flush)
+                    seq = await self._send(writer, plan, flush)
                 except Exception:
                     if not plan.key_rows:
                         raise
                     plan = await self.sealer.plan(records)
-                    seq = await self._send(connection, plan, flush)
+                    seq = await self._send(writer, plan, flush)
                 self.sealer.committed(plan)
                 return seq
 
             yield append
 
-    async def _send(self, connection: AsyncConnection, plan: SealingPlan, flush: bool) -> int:
+    async def _send(
+        self, writer: Callable[[], Awaitable[AsyncConnection]], plan: SealingPlan, flush: bool
+    ) -> int:
+        if self.inline is not None and not flush:
+            seq = self.inline.run(functools.partial(chain_sqlite, plan))
+            if seq is not None:
+                return seq
+        connection = await writer()
         if self._sqlite:  # the writer pool's one connection: this process's turn
             work = functools.partial(_append_sqlite, plan, flush)
             return await dialects.run_on_sqlite(connection, work)
         return await dialects.run_on_asyncpg(
             connection, functools.partial(_append_postgres, plan, flush)
         )
+
+    async def close(self) -> None:
+        if self.inline is not None:
+            await self.inline.close()
 
     # -- reading bodies -------------------------------------------------------------------
     async def legacy_through(self) -> int:

@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from santinel.storage.base import StoredVersion
+from santinel.storage.sql.dialects import sqlite_file
 from santinel.types import ResourceId, ResourceType, VersionId
 
 BUSY_TIMEOUT_MS: Final = 50  # past this, fall back to the async path (which waits longer)
@@ -148,13 +149,8 @@ class SqlitePointReader:
     @classmethod
     def for_url(cls, url: str) -> SqlitePointReader | None:
         """A reader for a file-backed SQLite URL; None for any other database."""
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite" or parsed.query:
-            return None
-        database = parsed.database or ""
-        if database in ("", ":memory:") or database.startswith("file:"):
-            return None
-        return cls(Path(database))
+        path = sqlite_file(url)
+        return cls(path) if path is not None else None
 
     async def current(self, resource_type: ResourceType, resource_id: ResourceId) -> Sealed | None:
         row = self._fetch_one(_CURRENT, (resource_type, resource_id))

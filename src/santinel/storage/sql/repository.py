@@ -328,6 +328,7 @@ class SqlRepository:
         return True, "ok"
 
     async def close(self) -> None:
+        await self.audit.close()
         await self.sealer.close()
         if self._point_reads is not None:
             self._point_reads.close()
