@@ -44,6 +44,45 @@ def obtain_authorization(server: harness.Server, store: list[str], env: dict[str
     return harness.bearer(server, harness.register_client("bench", store, env))
 
 
+def authorize_and_load(
+    server: harness.Server, store: list[str], env: dict[str, str], bodies: Sequence[bytes]
+) -> list[str]:
+    """Give `server` a full-access token (`obtain_authorization`), load `bodies` through it; the
+    read paths of the patients created."""
+    server.authorization = obtain_authorization(server, store, env)
+    started = time.perf_counter()
+    ids = harness.load_patients(server, bodies)
+    elapsed = time.perf_counter() - started
+    report.console.print(f"{server.name}: {len(ids)} patients loaded in {elapsed:.1f} s")
+    return [f"/fhir/Patient/{i}" for i in ids]
+
+
+def start_floor(
+    tmp: Path,
+    server: harness.Server,
+    path: str,
+    sample: bytes,
+    env: dict[str, str],
+    cpu: int | None,
+    nice: int,
+) -> harness.Server:
+    """The floor (`bench/floor.py`) returning `sample`, the bytes `server` answers at `path`,
+    checked to answer exactly that; the caller stops it."""
+    body_file = tmp / "floor-body.json"
+    body_file.write_bytes(sample)
+    floor_command = [
+        sys.executable, "-m", "bench.floor", "--port", str(harness.free_port()),
+        "--body-file", str(body_file),
+    ]  # fmt: skip
+    floor = harness.start_process(FLOOR, floor_command, env, tmp / "floor.log", cpu, nice)
+    try:
+        check_same_answer(floor, server, path, sample)
+    except BaseException:
+        floor.stop()
+        raise
+    return floor
+
+
 def check_same_answer(
     floor: harness.Server, server: harness.Server, path: str, expected: bytes
 ) -> None:
@@ -131,30 +170,15 @@ def run(
                 name, command, env_base, tmp / f"{name}.log", server_cpu, o.nice
             )
             stack.callback(server.stop)
-            server.authorization = obtain_authorization(server, store, env_base)
-            started = time.perf_counter()
-            ids = harness.load_patients(server, bodies)
-            report.console.print(
-                f"{name}: loaded {len(ids)} patients in {time.perf_counter() - started:.1f} s"
-            )
-            servers[name], paths[name] = server, [f"/fhir/Patient/{i}" for i in ids]
+            servers[name], paths[name] = server, authorize_and_load(server, store, env_base, bodies)
         first = next(iter(servers.values()))
         sample_path = paths[first.name][0]
         with httpx.Client(headers={"Accept": harness.MEDIA}, timeout=10.0) as client:
             sample = client.get(
                 first.url + sample_path, headers=harness.auth_headers(first)
             ).content
-        body_file = tmp / "floor-body.json"
-        body_file.write_bytes(sample)
-        floor_command = [
-            sys.executable, "-m", "bench.floor", "--port", str(harness.free_port()),
-            "--body-file", str(body_file),
-        ]  # fmt: skip
-        floor = harness.start_process(
-            FLOOR, floor_command, env_base, tmp / "floor.log", server_cpu, o.nice
-        )
+        floor = start_floor(tmp, first, sample_path, sample, env_base, server_cpu, o.nice)
         stack.callback(floor.stop)
-        check_same_answer(floor, first, sample_path, sample)
         targets = {FLOOR: floor, **servers}
         paths[FLOOR] = paths[first.name]
         workloads = [

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import httpx
 import orjson
 
 from bench import harness, report
-from bench.core import Workload, measure, obtain_authorization
+from bench.core import Workload, authorize_and_load, measure
 from bench.patients import patients
 
 TARGET_OVERHEAD = 0.15
@@ -171,12 +170,7 @@ def run(
                 name, command, env, tmp / f"{name}.log", server_cpu, o.nice
             )
             stack.callback(server.stop)
-            server.authorization = obtain_authorization(server, store, env)
-            started = time.perf_counter()
-            ids = harness.load_patients(server, bodies)
-            report.console.print(
-                f"{name}: {len(ids)} patients loaded in {time.perf_counter() - started:.1f} s"
-            )
+            loaded = authorize_and_load(server, store, env, bodies)
             subject = {**orjson.loads(bodies[0]), "id": SUBJECT}
             with httpx.Client(base_url=server.url, timeout=30.0) as http:
                 answer = http.put(
@@ -188,7 +182,7 @@ def run(
                     },
                 )
                 answer.raise_for_status()
-            servers[name], paths[name] = server, [f"/fhir/Patient/{i}" for i in ids]
+            servers[name], paths[name] = server, loaded
         workloads = [
             Workload("read", "GET", None),
             Workload("create", "POST", create_body, ["/fhir/Patient"]),

@@ -38,7 +38,11 @@ def noaudit_app(settings: Settings) -> Starlette:
 
 
 async def _open_unaudited(settings: Settings) -> Container:
-    opened = await Container.open(settings)
+    return unaudited(await Container.open(settings))
+
+
+def unaudited(opened: Container) -> Container:
+    """`opened` with its audit trail disconnected (also used by `bench/layers_app.py`)."""
     opened.repository.before_commit = None
     opened.audit.request_done = _nothing  # type: ignore[method-assign]
     opened.audit.record = _nothing  # type: ignore[method-assign]
