@@ -176,3 +176,26 @@ def test_the_wal_is_checkpointed_in_a_worker_thread(
         assert threading.current_thread().name not in threads
 
     asyncio.run(scenario())
+
+
+def test_a_database_it_cannot_open_is_left_to_the_caller(tmp_path: Path) -> None:
+    (tmp_path / "a-directory").mkdir()
+    writer = InlineSqliteWriter(tmp_path / "a-directory")  # exists, but no database opens there
+    assert writer.run(lambda c: 1) is None
+    assert InlineSqliteWriter(tmp_path / "missing.sqlite3").run(lambda c: 1) is None
+
+
+def test_outside_an_event_loop_checkpoints_run_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inline_sqlite, "CHECKPOINT_EVERY", 2)
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode=WAL")
+        setup.execute("CREATE TABLE t (n INTEGER)")
+    writer = InlineSqliteWriter(path)
+    for n in range(5):
+        assert writer.run(lambda c, n=n: c.execute("INSERT INTO t VALUES (?)", (n,)).rowcount) == 1
+    asyncio.run(writer.close())
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone()[0] == 5

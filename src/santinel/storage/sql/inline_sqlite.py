@@ -101,7 +101,11 @@ class InlineSqliteWriter:
             return self._connection
         if not self.path.exists():
             return None
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:  # the regular path decides (and reports) this time
+            log.warning("inline SQLite connection unavailable", error=type(exc).__name__)
+            return None
         try:
             # NORMAL is safe only in WAL mode (with a rollback journal, a power loss could
             # corrupt the database); the engines set WAL, a database copied in may not be
@@ -109,6 +113,10 @@ class InlineSqliteWriter:
             self._usable = str(mode).lower() == "wal"
             for pragma in PRAGMAS:
                 connection.execute(pragma)
+        except sqlite3.Error as exc:
+            connection.close()
+            log.warning("inline SQLite connection unavailable", error=type(exc).__name__)
+            return None
         except BaseException:
             connection.close()
             raise
@@ -122,7 +130,12 @@ class InlineSqliteWriter:
         if self._checkpoint is not None and not self._checkpoint.done():
             return  # the next commit asks again
         self._uncheckpointed = 0
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside an event loop (a script): nothing to stall
+            with contextlib.suppress(sqlite3.Error):  # the transaction did commit
+                checkpoint(self.path)
+            return
         self._checkpoint = loop.run_in_executor(None, checkpoint, self.path)
         self._checkpoint.add_done_callback(_log_failure)
 
