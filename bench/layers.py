@@ -14,7 +14,9 @@ Rungs (each adds one layer to the one above; `bench/layers_app.py` switches the 
 - `+auth`: the bearer token verified on every request (`santinel serve` with rate limiting off);
 - `full`: `santinel serve` as shipped (rate limiting on).
 
-Each server has its own SQLite data directory, loaded with the same patients through itself; all
+Each server has its own SQLite data directory, loaded with the same patients through itself.
+Before measuring, the run checks that every rung serves a read of the same size, that only the
+rungs with the audit trail hold AuditEvents and only `full` sends RateLimit fields. All
 servers are pinned to one core, the generator (`wrk`, else the Python one) to another; rounds
 alternate in rotating order. Per rung: requests/s and CPU per request, their ratios to the
 floor (issue 2's target: read by id ≥ 40 % of the floor's throughput on SQLite) and the CPU the
@@ -71,6 +73,13 @@ def environment(rung: tuple[str, str | None, bool], base: dict[str, str]) -> dic
     return env
 
 
+def has_audit_events(http: httpx.Client, server: harness.Server) -> bool:
+    headers = harness.auth_headers(server)
+    found = http.get(f"{server.url}/fhir/AuditEvent", params={"_count": "1"}, headers=headers)
+    found.raise_for_status()
+    return bool(found.json().get("entry"))
+
+
 def run(o: harness.Options) -> dict[str, Any]:
     cores = harness.choose_cores()
     pinning = harness.with_nice(harness.pinning_text(cores), o.nice)
@@ -100,10 +109,17 @@ def run(o: harness.Options) -> dict[str, Any]:
         sample_path = paths[FULL][0]
         with httpx.Client(headers={"Accept": harness.MEDIA}, timeout=10.0) as http:
             sample = http.get(full.url + sample_path, headers=harness.auth_headers(full)).content
-            for name, server in servers.items():  # every rung serves the read, as JSON
+            for rung in RUNGS:  # every rung serves a read of the same size, limited or not
+                name, off, limited = rung
+                server = servers[name]
                 answer = http.get(server.url + paths[name][0], headers=harness.auth_headers(server))
                 if answer.status_code != 200 or len(answer.content) != len(sample):
                     raise RuntimeError(f"{name} answers {answer.status_code}, not the same read")
+                if ("ratelimit" in answer.headers) != limited:
+                    raise RuntimeError(f"{name}: rate limiting is not {'on' if limited else 'off'}")
+                audited = off is None or "audit" not in off.split(",")
+                if audited != has_audit_events(http, server):
+                    raise RuntimeError(f"{name}: auditing is not {'on' if audited else 'off'}")
         floor = start_floor(tmp, full, sample_path, sample, base_env, load.server_cpu, o.nice)
         stack.callback(floor.stop)
         targets = {FLOOR: floor, **servers}
