@@ -156,19 +156,8 @@ def _append_sqlite(plan: SealingPlan, flush: bool, connection: sqlite3.Connectio
     every transaction begun through SQLAlchemy (data changes) sets FULL back first
     (`dialects.sqlite_commits_flush`)."""
     dialects.sqlite_commits_flush(connection, flush)
-    return _append_sqlite_transaction(plan, connection)
-
-
-def _append_sqlite_transaction(plan: SealingPlan, connection: sqlite3.Connection) -> int:
-    connection.execute("BEGIN IMMEDIATE")  # the chain lock: SQLite's write lock
-    try:
-        seq = chain_sqlite(plan, connection)
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    return seq
+    # the chain lock: SQLite's write lock, taken at BEGIN
+    return dialects.sqlite_transaction(connection, functools.partial(chain_sqlite, plan))
 
 
 def chain_sqlite(plan: SealingPlan, connection: sqlite3.Connection) -> int:

@@ -201,6 +201,22 @@ def _sqlite3_of(driver: Any) -> sqlite3.Connection:
     return connection
 
 
+def sqlite_transaction(
+    connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]
+) -> T:
+    """`work` in a write transaction of its own on the sqlite3 connection (BEGIN IMMEDIATE: the
+    write lock from the start), committed, or rolled back whole if anything fails."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    return result
+
+
 def sqlite_commits_flush(connection: sqlite3.Connection, flush: bool) -> None:
     """Make the next commits of `connection` wait for the disk (`synchronous=FULL`) or not
     (`NORMAL`: in WAL mode they survive a crash of the process, and reach the disk with the

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from santinel.logging import get_logger
-from santinel.storage.sql.dialects import sqlite_file
+from santinel.storage.sql.dialects import sqlite_file, sqlite_transaction
 
 T = TypeVar("T")
 log = get_logger("santinel.storage")
@@ -72,17 +72,10 @@ class InlineSqliteWriter:
         if connection is None:
             return None
         try:
-            connection.execute("BEGIN IMMEDIATE")
+            result = sqlite_transaction(connection, work)
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in BUSY:
+            if exc.sqlite_errorcode in BUSY:  # at BEGIN, mostly; rolled back whatever it was
                 return None
-            raise
-        try:
-            result = work(connection)
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
             raise
         self.commits += 1
         self._uncheckpointed += 1
@@ -101,25 +94,20 @@ class InlineSqliteWriter:
             return self._connection
         if not self.path.exists():
             return None
+        connection: sqlite3.Connection | None = None
         try:
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:  # the regular path decides (and reports) this time
-            log.warning("inline SQLite connection unavailable", error=type(exc).__name__)
-            return None
-        try:
             # NORMAL is safe only in WAL mode (with a rollback journal, a power loss could
             # corrupt the database); the engines set WAL, a database copied in may not be
             (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
             self._usable = str(mode).lower() == "wal"
-            for pragma in PRAGMAS:
+            for pragma in PRAGMAS if self._usable else ():
                 connection.execute(pragma)
-        except sqlite3.Error as exc:
-            connection.close()
+        except sqlite3.Error as exc:  # the regular path decides (and reports) this time
+            if connection is not None:
+                connection.close()
             log.warning("inline SQLite connection unavailable", error=type(exc).__name__)
             return None
-        except BaseException:
-            connection.close()
-            raise
         if not self._usable:
             connection.close()
             return None
